@@ -1,0 +1,1 @@
+"""AEGIS Django project: settings, root URLs, WSGI/ASGI entry points."""

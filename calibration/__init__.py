@@ -1,0 +1,1 @@
+"""Calibration: configuration versions, calibration proposals, the Calibrator."""

@@ -1,0 +1,40 @@
+"""Create the demo administrator and demo risk lead for `make run`.
+
+Passwords come from AEGIS_DEMO_ADMIN_PASSWORD / AEGIS_DEMO_RISK_LEAD_PASSWORD, or are
+generated and printed once, when the user is created; later runs leave users alone.
+"""
+
+import os
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from calibration.roles import RISK_LEAD_GROUP
+
+DEMO_USERS = (
+    # username, password env var, superuser, groups
+    ("admin", "AEGIS_DEMO_ADMIN_PASSWORD", True, ()),
+    ("risklead", "AEGIS_DEMO_RISK_LEAD_PASSWORD", False, (RISK_LEAD_GROUP,)),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo administrator and risk lead (passwords from env or printed once)."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        User = get_user_model()
+        for username, env_var, superuser, groups in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                self.stdout.write(f"Demo user {username!r} already exists; password unchanged.")
+                continue
+            password = os.environ.get(env_var) or secrets.token_urlsafe(12)
+            user = User.objects.create_user(
+                username=username, password=password, is_staff=True, is_superuser=superuser
+            )
+            user.groups.set(Group.objects.filter(name__in=groups))
+            shown = "(from $" + env_var + ")" if os.environ.get(env_var) else password
+            self.stdout.write(self.style.SUCCESS(f"Created demo user {username!r} with password: {shown}"))
