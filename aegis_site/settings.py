@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "governance.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +134,21 @@ LOGIN_URL = "/admin/login/"
 # no extra service; with it, Redis is broker and result backend.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
+# Per-minute throttling counts in the cache: Redis when REDIS_URL is set (shared by all
+# processes), otherwise process memory (exact for a single-process server).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "aegis"}}
+
+# Unauthenticated /sandbox/evaluate calls allowed per client IP and UTC day.
+SANDBOX_DAILY_LIMIT = env_int("SANDBOX_DAILY_LIMIT", 10)
+# Reported as `stage` by /health.
+AEGIS_STAGE = os.environ.get("AEGIS_STAGE", "self-hosted")
+# An Idempotency-Key whose first request has run this long without finishing is taken
+# over by a retry (its process is presumed dead).
+AEGIS_IDEMPOTENCY_STALE_SECONDS = env_int("AEGIS_IDEMPOTENCY_STALE_SECONDS", 120)
+
 # Backups written by `aegis_backup` and the daily task.
 BACKUP_DIR = Path(os.environ.get("BACKUP_DIR") or BASE_DIR / "backups")
 
@@ -157,7 +173,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "governance.api.auth.ApiKeyAuthentication",
     ],
+    "EXCEPTION_HANDLER": "governance.api.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {

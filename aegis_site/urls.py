@@ -1,11 +1,17 @@
 """Root URLs. Client-facing API paths have no trailing slash (API.md)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("governance.api.urls")),
 ]
+
+handler400 = "governance.api.errors.json_bad_request"
+handler403 = "governance.api.errors.json_permission_denied"
+handler404 = "governance.api.errors.json_not_found"
+handler500 = "governance.api.errors.json_server_error"

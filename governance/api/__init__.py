@@ -1,0 +1,1 @@
+"""The REST API the official `aegis-governance` client speaks (API.md)."""

@@ -1,0 +1,205 @@
+"""Tenants (customers), their tiers and API keys, stored decisions, usage and idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from .fields import pii_json_field, pii_text_field
+
+API_KEY_PREFIX = "aegis_"
+
+
+def hash_api_key(plaintext: str) -> str:
+    """SHA-256 of a key: keys are 256-bit random tokens, so a fast hash is safe and lets
+    each request find its key by an indexed lookup."""
+    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def new_public_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class Tier(models.Model):
+    """A plan: monthly evaluation quota, per-minute rate and key allowance."""
+
+    name = models.SlugField(max_length=40, unique=True)
+    display_name = models.CharField(max_length=100)
+    monthly_evaluations = models.PositiveIntegerField()
+    rate_per_minute = models.PositiveIntegerField()
+    max_keys = models.PositiveIntegerField()
+    overage_per_eval = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    monthly_price_usd = models.PositiveIntegerField(default=0)
+    features = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["monthly_evaluations"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Customer(models.Model):
+    """A tenant: every key, decision and usage figure belongs to exactly one."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+
+    customer_id = models.CharField(max_length=40, unique=True, default="", editable=False)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="customers")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def save(self, *args, **kwargs):
+        if not self.customer_id:
+            self.customer_id = new_public_id("cus")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.customer_id})"
+
+
+class ApiKey(models.Model):
+    """An API key. Only its SHA-256 is stored; the plaintext is shown once at creation."""
+
+    key_id = models.CharField(max_length=40, unique=True, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=20, editable=False, help_text="First characters, for recognising a key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "API key"
+
+    @property
+    def enabled(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def generate(cls, customer: Customer, name: str) -> tuple["ApiKey", str]:
+        """An unsaved key and its plaintext (which is never stored)."""
+        plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        key = cls(customer=customer, name=name, key_id=new_public_id("key"),
+                  prefix=plaintext[:12], key_hash=hash_api_key(plaintext))
+        return key, plaintext
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class Decision(models.Model):
+    """One evaluation: the request's fields, the full response, and how it was made.
+
+    The numeric inputs are columns so drift checks and calibration previews can read
+    millions of rows straight into arrays; PII goes through `governance.fields`.
+    """
+
+    class Channel(models.TextChoices):
+        SDK = "sdk"
+        API = "api"
+        MCP = "mcp"
+
+    decision_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="decisions")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.API)
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10)
+    shadow = models.BooleanField(default=False)
+    config_version = models.PositiveIntegerField()
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    # PII (PLATFORM.md §7).
+    proposal_summary = pii_text_field()
+    agent_id = pii_text_field(blank=True)
+    session_id = pii_text_field(blank=True)
+    metadata = pii_json_field(default=dict, blank=True)
+
+    # Inputs, as columns for replay (calibration preview) and drift.
+    estimated_impact = models.CharField(max_length=10)
+    requires_human_approval = models.BooleanField(default=False)
+    risk_baseline = models.FloatField()
+    risk_proposed = models.FloatField()
+    profit_baseline = models.FloatField()
+    profit_proposed = models.FloatField()
+    novelty_score = models.FloatField()
+    complexity_score = models.FloatField()
+    quality_score = models.FloatField()
+    has_zero_subscore = models.BooleanField(default=False)
+    utility_mean = models.FloatField(null=True, blank=True)
+    utility_std_error = models.FloatField(null=True, blank=True)
+    drift_status = models.CharField(max_length=20, blank=True)
+    # The remaining non-PII request fields (phase, change_type, flags, subscores, drift data).
+    request_data = models.JSONField(default=dict)
+    response = models.JSONField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "created_at"], name="decision_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.decision_id} {self.status}"
+
+
+class UsageCounter(models.Model):
+    """Calls per tenant, month and channel; incremented in the call's own transaction."""
+
+    class Kind(models.TextChoices):
+        EVALUATION = "evaluation"
+        RISK_CHECK = "risk_check"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="usage")
+    month = models.CharField(max_length=7)  # YYYY-MM
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    channel = models.CharField(max_length=10, choices=Decision.Channel.choices)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "month", "kind", "channel"],
+                                               name="usage_counter_unique")]
+
+
+class SandboxUsage(models.Model):
+    """Unauthenticated sandbox evaluations per client IP and UTC day."""
+
+    client_ip = models.GenericIPAddressField()
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_ip", "day"], name="sandbox_usage_unique")]
+
+
+class IdempotencyRecord(models.Model):
+    """The first outcome of a (tenant, method, path, Idempotency-Key), kept 24 hours."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    completed = models.BooleanField(default=False)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "method", "path", "key"],
+                                               name="idempotency_unique")]
