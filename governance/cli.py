@@ -16,6 +16,8 @@ import yaml
 
 from . import __version__
 from .engine.config import AegisConfig, ConfigError, contract_version
+from .engine.decide import pcw_decide
+from .engine.inputs import InputError, parse_proposal
 from .engine.contract import (
     Contract,
     ContractError,
@@ -108,6 +110,75 @@ def cmd_migrate_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+EXIT_BY_STATUS = {"proceed": 0, "halt": 1, "pause": 2, "escalate": 2}
+EXIT_BAD_INPUT = 3
+
+
+def _read_json_input(source: str) -> Any:
+    """A JSON document from a file or stdin ("-"); NaN/Infinity are kept so that
+    validation can name the field that carries them."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContractError(f"{source}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{source}: cannot read file ({exc})") from None
+    name = "standard input" if source == "-" else source
+    try:
+        return json.loads(text, parse_constant=float)
+    except ValueError as exc:
+        raise ContractError(f"{name}: not valid JSON ({exc})") from None
+
+
+def _read_numbers(source: str) -> list[Any]:
+    """A drift baseline: a JSON array, or numbers separated by commas, spaces or newlines."""
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContractError(f"{source}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{source}: cannot read file ({exc})") from None
+    if text.lstrip().startswith("["):
+        try:
+            return json.loads(text, parse_constant=float)
+        except ValueError as exc:
+            raise ContractError(f"{source}: not a valid JSON array ({exc})") from None
+    values: list[Any] = []
+    for position, token in enumerate(text.replace(",", " ").split(), start=1):
+        try:
+            values.append(float(token))
+        except ValueError:
+            raise ContractError(f"{source}: value {position} ({token!r}) is not a number") from None
+    return values
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    try:
+        data = _read_json_input(args.input)
+        config = AegisConfig.from_yaml(args.config) if args.config else AegisConfig.default()
+        if isinstance(data, dict):
+            if args.shadow:
+                data["shadow_mode"] = True
+            if args.drift_baseline:
+                data["drift_baseline_data"] = _read_numbers(args.drift_baseline)
+        proposal = parse_proposal(data, allow_aliases=True)
+    except ContractError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    except ConfigError as exc:
+        for issue in exc.errors:
+            print(f"aegis: config {issue.path}: {issue.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except InputError as exc:
+        for field_name, message in exc.problems:
+            print(f"aegis: input {field_name}: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    decision = pcw_decide(proposal, config)
+    if decision.drift is not None and not decision.drift.computed:
+        print(f"aegis: drift not computed: {decision.drift.message}", file=sys.stderr)
+    _emit(decision.to_dict())
+    return EXIT_BY_STATUS[decision.status]
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     try:
         schema = contract_version()
@@ -140,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("file")
     migrate.add_argument("--schema", required=True, help="the new interface-contract.yaml")
     migrate.add_argument("--output", help="write here instead of rewriting FILE in place (FILE.bak kept)")
+
+    evaluate = add("evaluate", cmd_evaluate,
+                   "Evaluate one proposal (JSON) and print the decision "
+                   "(exit 0 proceed, 1 halt, 2 pause/escalate, 3 bad input).")
+    evaluate.add_argument("--input", default="-", help="proposal JSON file, or - for standard input (default)")
+    evaluate.add_argument("--config", help="config YAML (default: the interface contract's defaults)")
+    evaluate.add_argument("--shadow", action="store_true", help="record the decision as shadow mode")
+    evaluate.add_argument("--drift-baseline", help="drift baseline: a JSON array or whitespace/comma separated numbers")
 
     add("version", cmd_version, "Print the AEGIS, schema and Python versions.")
     return parser

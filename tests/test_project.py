@@ -62,7 +62,7 @@ def test_demo_users_created_once_with_passwords_from_env(monkeypatch):
     monkeypatch.setenv("AEGIS_DEMO_ADMIN_PASSWORD", "admin-pass-for-test-1")
     monkeypatch.setenv("AEGIS_DEMO_RISK_LEAD_PASSWORD", "risk-pass-for-test-2")
     out = StringIO()
-    call_command("aegis_demo_users", stdout=out)
+    call_command("aegis_demo", stdout=out)
     assert "admin-pass-for-test-1" not in out.getvalue()  # env passwords are not echoed
     users = get_user_model().objects
     admin, lead = users.get(username="admin"), users.get(username="risklead")
@@ -70,15 +70,15 @@ def test_demo_users_created_once_with_passwords_from_env(monkeypatch):
     assert not lead.is_superuser and lead.check_password("risk-pass-for-test-2")
     assert list(lead.groups.values_list("name", flat=True)) == ["Risk Lead"]
     second = StringIO()
-    call_command("aegis_demo_users", stdout=second)
-    assert second.getvalue().count("already exists") == 2
+    call_command("aegis_demo", stdout=second)
+    assert second.getvalue().count("already exists") == 3
 
 
 @pytest.mark.django_db
 def test_demo_users_generated_password_is_printed_once(monkeypatch):
     monkeypatch.delenv("AEGIS_DEMO_ADMIN_PASSWORD", raising=False)
     out = StringIO()
-    call_command("aegis_demo_users", stdout=out)
+    call_command("aegis_demo", stdout=out)
     line = next(l for l in out.getvalue().splitlines() if "'admin'" in l)
     password = line.rsplit(": ", 1)[1]
     assert get_user_model().objects.get(username="admin").check_password(password)

@@ -182,13 +182,19 @@ class ProfileView(ClientApiView):
 
 
 class UsageView(ClientApiView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Usage for this month or a given YYYY-MM")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Usage for this month", operation_id="get_usage")
     def get(self, request, month: str | None = None):
         if month is None:
             month = services.month_of(services.timezone.now())
         elif not MONTH_PATTERN.match(month):
             raise ApiError(400, "invalid_request", f"month must be YYYY-MM, got {month!r}")
         return Response(services.usage_report(request.user.customer, month))
+
+
+class UsageMonthView(UsageView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Usage for a given YYYY-MM", operation_id="get_usage_month")
+    def get(self, request, month: str | None = None):
+        return super().get(request, month)
 
 
 def key_summary(key) -> dict[str, Any]:
@@ -232,7 +238,8 @@ class KeyDetailView(ClientApiView):
 
 class DecisionsView(ClientApiView):
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("month", str)],
-                   responses=OpenApiTypes.OBJECT, summary="This tenant's decisions, newest first")
+                   responses=OpenApiTypes.OBJECT, summary="This tenant's decisions, newest first",
+                   operation_id="list_decisions")
     def get(self, request):
         raw_limit = request.query_params.get("limit", str(DECISIONS_DEFAULT_LIMIT))
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= DECISIONS_MAX_LIMIT:
@@ -250,7 +257,8 @@ class DecisionsView(ClientApiView):
 
 
 class DecisionDetailView(ClientApiView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One of this tenant's decisions")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="One of this tenant's decisions",
+                   operation_id="get_decision")
     def get(self, request, decision_id: str):
         try:
             wanted = uuid.UUID(decision_id)

@@ -1,7 +1,8 @@
-"""Create the demo administrator and demo risk lead for `make run`.
+"""Create the demo administrator, demo risk lead and demo tenant for `make run`.
 
 Passwords come from AEGIS_DEMO_ADMIN_PASSWORD / AEGIS_DEMO_RISK_LEAD_PASSWORD, or are
-generated and printed once, when the user is created; later runs leave users alone.
+generated and printed once, when the user is created; the demo tenant's API key is printed
+once, when the tenant is created. Later runs leave everything alone.
 """
 
 import os
@@ -13,7 +14,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from calibration.roles import RISK_LEAD_GROUP
+from governance import services
+from governance.models import Customer, Tier
 
+DEMO_TENANT = "Demo"
 DEMO_USERS = (
     # username, password env var, superuser, groups
     ("admin", "AEGIS_DEMO_ADMIN_PASSWORD", True, ()),
@@ -22,7 +26,7 @@ DEMO_USERS = (
 
 
 class Command(BaseCommand):
-    help = "Create the demo administrator and risk lead (passwords from env or printed once)."
+    help = "Create the demo administrator, risk lead and tenant (secrets from env or printed once)."
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -38,3 +42,12 @@ class Command(BaseCommand):
             user.groups.set(Group.objects.filter(name__in=groups))
             shown = "(from $" + env_var + ")" if os.environ.get(env_var) else password
             self.stdout.write(self.style.SUCCESS(f"Created demo user {username!r} with password: {shown}"))
+        self._demo_tenant()
+
+    def _demo_tenant(self):
+        if Customer.objects.filter(name=DEMO_TENANT).exists():
+            self.stdout.write(f"Demo tenant {DEMO_TENANT!r} already exists; its API key was printed when it was created.")
+            return
+        customer, key, plaintext = services.create_customer(DEMO_TENANT, tier=Tier.objects.get(name="team"))
+        self.stdout.write(self.style.SUCCESS(
+            f"Created demo tenant {DEMO_TENANT!r} ({customer.customer_id}) with API key: {plaintext}"))

@@ -1,0 +1,101 @@
+"""Admin for tenants, keys and decisions. State changes go through `governance.services`."""
+
+from django import forms
+from django.contrib import admin, messages
+
+from . import services
+from .api.errors import ApiError
+from .models import ApiKey, Customer, Decision, Tier
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ("name", "display_name", "monthly_evaluations", "rate_per_minute", "max_keys")
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("name", "customer_id", "tier", "status", "created_at")
+    list_filter = ("tier", "status")
+    search_fields = ("name", "customer_id", "company")
+    readonly_fields = ("customer_id", "created_at", "updated_at")
+
+
+class ApiKeyCreationForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("customer", "name")
+
+    def clean(self):
+        cleaned = super().clean()
+        customer = cleaned.get("customer")
+        if customer is not None:
+            active = customer.api_keys.filter(revoked_at__isnull=True).count()
+            if active >= customer.tier.max_keys:
+                raise forms.ValidationError(
+                    f"Tier {customer.tier.name!r} allows {customer.tier.max_keys} active keys; revoke one first.")
+        return cleaned
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created here or by the API; the plaintext is shown once, after saving."""
+
+    list_display = ("name", "key_id", "prefix", "customer", "created_at", "last_used_at", "enabled")
+    list_filter = ("customer",)
+    search_fields = ("name", "key_id", "prefix")
+    readonly_fields = ("key_id", "prefix", "customer", "created_at", "revoked_at", "last_used_at")
+    actions = ["revoke_selected"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyCreationForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def get_fields(self, request, obj=None):
+        return ("customer", "name") if obj is None else ("name",) + self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, plaintext = services.create_api_key(obj.customer, obj.name)
+        obj.pk, obj.key_id = key.pk, key.key_id
+        self.message_user(request, f"API key {key.key_id} created. Copy it now, it is not shown again: {plaintext}",
+                          messages.WARNING)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead, so decisions keep pointing at the key
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        revoked = 0
+        for key in queryset:
+            try:
+                services.revoke_api_key(None, key.key_id)
+                revoked += 1
+            except ApiError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+        self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    """Decisions are records: read-only."""
+
+    list_display = ("decision_id", "customer", "status", "shadow", "channel", "config_version", "created_at")
+    list_filter = ("status", "shadow", "channel", "customer")
+    date_hierarchy = "created_at"
+    search_fields = ("decision_id",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
