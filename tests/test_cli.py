@@ -143,3 +143,92 @@ def test_version_reports_app_schema_and_python():
     assert out["schema"] == "1.1.1"
     assert out["aegis"] == "1.0.0"
     assert out["python"].startswith("3.11")
+
+
+EXAMPLE_A = {"proposal_summary": "Deploy v2", "risk_base": 0.02, "risk": 0.05, "profit_base": 0.98,
+             "profit": 0.98, "novelty": 0.75, "complexity": 0.8, "quality": 0.85}
+
+
+def run_evaluate(payload, *args, tmp_path=None):
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    result = subprocess.run([str(AEGIS), "evaluate", *map(str, args)], input=text, capture_output=True,
+                            text=True, timeout=60)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.mark.parametrize("changes, status, code", [
+    ({}, "proceed", 0),
+    ({"novelty": 0.9}, "halt", 1),
+    ({"estimated_impact": "high", "risk": 0.08}, "escalate", 2),
+    ({"estimated_impact": "critical"}, "pause", 2),
+])
+def test_evaluate_exit_code_follows_the_status(changes, status, code):
+    result = run_evaluate({**EXAMPLE_A, **changes})
+    assert result.returncode == code, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["status"] == status
+    assert decision["config_version"] is None or isinstance(decision["config_version"], int)
+
+
+def test_evaluate_reads_a_file_and_a_config(tmp_path):
+    proposal = tmp_path / "p.json"
+    proposal.write_text(json.dumps({**EXAMPLE_A, "novelty": 0.85}))
+    config = tmp_path / "c.yaml"
+    config.write_text("parameters:\n  novelty_gate:\n    output_threshold: 0.9\n")
+    assert run_evaluate("", "--input", proposal).returncode == 1  # 0.8176 >= 0.8 fails by default
+    relaxed = run_evaluate("", "--input", proposal, "--config", config)
+    assert relaxed.returncode == 0 and json.loads(relaxed.stdout)["gates"]["novelty"]["threshold"] == 0.9
+
+
+def test_evaluate_shadow_flag_is_reported():
+    result = run_evaluate(EXAMPLE_A, "--shadow")
+    assert json.loads(result.stdout)["shadow_mode"] is True
+
+
+def test_evaluate_drift_baseline_without_current_sample_reports_insufficient_data(tmp_path):
+    baseline = tmp_path / "baseline.txt"
+    baseline.write_text("\n".join(str(0.01 * i) for i in range(40)))
+    result = run_evaluate(EXAMPLE_A, "--drift-baseline", baseline)
+    assert result.returncode == 0
+    assert "drift" not in json.loads(result.stdout)
+    assert "insufficient" in result.stderr.lower() or "not computed" in result.stderr.lower()
+
+
+def test_evaluate_drift_with_current_sample_in_the_input(tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps([0.01 * (i % 10) for i in range(100)]))
+    shifted = {**EXAMPLE_A, "drift_current_data": [0.5 + 0.01 * (i % 10) for i in range(100)]}
+    result = run_evaluate(shifted, "--drift-baseline", baseline)
+    decision = json.loads(result.stdout)
+    assert decision["drift"]["status"] == "critical"
+    assert decision["status"] == "pause" and result.returncode == 2
+
+
+@pytest.mark.parametrize("payload, words", [
+    ('{"proposal_summary": "x", "risk": NaN}', "input risk:"),
+    ({"proposal_summary": "x", "risk": 1.5}, "input risk:"),
+    ({"proposal_summary": "x", "risk": True}, "input risk:"),
+    ({"proposal_summary": "x", "colour": "red"}, "input colour:"),
+    ({"proposal_summary": "x", "risk": 0.1, "risk_proposed": 0.2}, "risk_proposed"),
+    ({"risk": 0.1}, "input proposal_summary:"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "input body:"),
+])
+def test_evaluate_bad_input_exits_3_naming_the_field(payload, words):
+    result = run_evaluate(payload)
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert words in result.stderr
+
+
+def test_evaluate_bad_config_and_bad_baseline_exit_3(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("parameters:\n  epsilon_R: -1\n")
+    result = run_evaluate(EXAMPLE_A, "--config", config)
+    assert result.returncode == 3 and "config epsilon_R" in result.stderr
+    baseline = tmp_path / "b.txt"
+    baseline.write_text("0.1 0.2 oops")
+    result = run_evaluate(EXAMPLE_A, "--drift-baseline", baseline)
+    assert result.returncode == 3 and "value 3 ('oops') is not a number" in result.stderr
+    assert run_evaluate(EXAMPLE_A, "--input", tmp_path / "absent.json").returncode == 3
