@@ -149,6 +149,9 @@ AEGIS_STAGE = os.environ.get("AEGIS_STAGE", "self-hosted")
 # over by a retry (its process is presumed dead).
 AEGIS_IDEMPOTENCY_STALE_SECONDS = env_int("AEGIS_IDEMPOTENCY_STALE_SECONDS", 120)
 
+# Override requests expire this many hours after they are made (PLATFORM.md §4).
+AEGIS_OVERRIDE_EXPIRY_HOURS = env_int("AEGIS_OVERRIDE_EXPIRY_HOURS", 24)
+
 # Backups written by `aegis_backup` and the daily task.
 BACKUP_DIR = Path(os.environ.get("BACKUP_DIR") or BASE_DIR / "backups")
 

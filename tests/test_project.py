@@ -71,7 +71,7 @@ def test_demo_users_created_once_with_passwords_from_env(monkeypatch):
     assert list(lead.groups.values_list("name", flat=True)) == ["Risk Lead"]
     second = StringIO()
     call_command("aegis_demo", stdout=second)
-    assert second.getvalue().count("already exists") == 3
+    assert second.getvalue().count("already exists") == 5
 
 
 @pytest.mark.django_db

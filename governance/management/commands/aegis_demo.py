@@ -1,6 +1,6 @@
-"""Create the demo administrator, demo risk lead and demo tenant for `make run`.
+"""Create the demo administrator, risk leads, security lead and tenant for `make run`.
 
-Passwords come from AEGIS_DEMO_ADMIN_PASSWORD / AEGIS_DEMO_RISK_LEAD_PASSWORD, or are
+Passwords come from AEGIS_DEMO_<USER>_PASSWORD (see DEMO_USERS), or are
 generated and printed once, when the user is created; the demo tenant's API key is printed
 once, when the tenant is created. Later runs leave everything alone.
 """
@@ -13,15 +13,18 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from calibration.roles import RISK_LEAD_GROUP
 from governance import services
 from governance.models import Customer, Tier
+from workflows.roles import RISK_LEAD_GROUP, SECURITY_LEAD_GROUP
 
 DEMO_TENANT = "Demo"
 DEMO_USERS = (
     # username, password env var, superuser, groups
     ("admin", "AEGIS_DEMO_ADMIN_PASSWORD", True, ()),
     ("risklead", "AEGIS_DEMO_RISK_LEAD_PASSWORD", False, (RISK_LEAD_GROUP,)),
+    # A second risk lead, so four-eyes approval can be tried out.
+    ("risklead2", "AEGIS_DEMO_RISK_LEAD2_PASSWORD", False, (RISK_LEAD_GROUP,)),
+    ("securitylead", "AEGIS_DEMO_SECURITY_LEAD_PASSWORD", False, (SECURITY_LEAD_GROUP,)),
 )
 
 

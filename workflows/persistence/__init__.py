@@ -1,0 +1,1 @@
+"""Workflow persistence (the seed's `workflows.persistence`): models, repository, durable engine."""

@@ -1,0 +1,84 @@
+"""WorkflowInstance, WorkflowTransition, WorkflowCheckpoint (PLATFORM.md §4).
+
+Transitions are append-only: a database trigger (see the migrations) refuses UPDATE and
+DELETE, and each one is hash-chained to the one before it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from governance.fields import pii_json_field, pii_text_field
+
+GENESIS_HASH = "0" * 64
+
+
+class WorkflowStatus(models.TextChoices):
+    """Coarse status across all workflow types (`list_workflows(status=...)`)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class WorkflowInstance(models.Model):
+    workflow_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    workflow_type = models.CharField(max_length=30, db_index=True)
+    current_state = models.CharField(max_length=40)
+    status = models.CharField(max_length=20, choices=WorkflowStatus.choices, db_index=True)
+    state_data = pii_json_field(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=0, help_text="Number of transitions so far.")
+    customer = models.ForeignKey("governance.Customer", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="workflows")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = "workflow"
+
+    def __str__(self) -> str:
+        return f"{self.workflow_type} {self.workflow_id} ({self.current_state})"
+
+
+class WorkflowTransition(models.Model):
+    workflow = models.ForeignKey(WorkflowInstance, on_delete=models.PROTECT, related_name="transitions")
+    seq = models.PositiveIntegerField()
+    from_state = models.CharField(max_length=40)
+    to_state = models.CharField(max_length=40)
+    triggered_by = pii_text_field()
+    reason = pii_text_field(blank=True)
+    payload = pii_json_field(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["workflow_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "seq"], name="transition_seq_unique")]
+        verbose_name = "workflow transition"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.from_state} → {self.to_state}"
+
+
+class WorkflowCheckpoint(models.Model):
+    workflow = models.ForeignKey(WorkflowInstance, on_delete=models.PROTECT, related_name="checkpoints")
+    seq = models.PositiveIntegerField(help_text="The transition this snapshot follows.")
+    checkpoint_data = pii_json_field()
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["workflow_id", "seq"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "seq"], name="checkpoint_seq_unique")]
+        verbose_name = "workflow checkpoint"
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq}"

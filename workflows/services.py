@@ -1,0 +1,284 @@
+"""Workflow verbs. The only code that changes workflow state: each verb runs in one
+transaction, locks the workflow row, checks the machine's sources, roles and guards,
+appends the hash-chained transition and writes the checkpoint, all or nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from governance.active_config import active_config
+from governance.engine.decide import pcw_decide
+from governance.engine.inputs import ProposalInput
+
+from .chain import checkpoint_hash, transition_hash
+from .machines import MACHINES, Actor, Context, Effect, Machine, override_binding_hash
+from .persistence.models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+from .roles import ROLE_GROUPS
+from .serialization import utc_iso
+
+START_EVENT = "start"
+
+
+class WorkflowError(Exception):
+    """A refused or impossible workflow operation; `code` says which kind."""
+
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CONFLICT = "conflict"
+    INVALID = "invalid"
+
+    def __init__(self, message: str, code: str = CONFLICT):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def actor_for(user) -> Actor:
+    """The Actor for a Django user: id, username, and the roles its groups carry."""
+    groups = set(user.groups.values_list("name", flat=True))
+    roles = frozenset(role for role, group in ROLE_GROUPS.items() if group in groups)
+    return Actor(name=user.get_username(), id=user.pk, roles=roles)
+
+
+def checkpoint_data_of(workflow: WorkflowInstance) -> dict[str, Any]:
+    return {
+        "workflow_id": str(workflow.workflow_id),
+        "workflow_type": workflow.workflow_type,
+        "current_state": workflow.current_state,
+        "status": workflow.status,
+        "state_data": workflow.state_data,
+        "version": workflow.version,
+    }
+
+
+def _append(workflow: WorkflowInstance, machine: Machine, *, event: str, from_state: str, effect: Effect,
+            actor: Actor, comment: str, request_id: str, now: datetime, prev_hash: str) -> WorkflowTransition:
+    """Append one transition and its checkpoint; the caller holds the row lock."""
+    seq = workflow.version + 1
+    payload = {"event": event, "actor_id": actor.id, "request_id": request_id, **effect.payload}
+    transition = WorkflowTransition(
+        workflow=workflow, seq=seq, from_state=from_state, to_state=effect.target,
+        triggered_by=actor.name, reason=comment, payload=payload, created_at=now, prev_hash=prev_hash)
+    transition.hash = transition_hash(
+        workflow_id=workflow.workflow_id, seq=seq, from_state=from_state, to_state=effect.target,
+        triggered_by=actor.name, reason=comment, payload=payload, created_at=now, prev_hash=prev_hash)
+    transition.save(force_insert=True)
+    workflow.current_state = effect.target
+    workflow.status = machine.status_of(effect.target)
+    workflow.state_data = effect.data
+    workflow.version = seq
+    workflow.updated_at = now
+    workflow.save(update_fields=["current_state", "status", "state_data", "version", "updated_at"])
+    data = checkpoint_data_of(workflow)
+    WorkflowCheckpoint.objects.create(workflow=workflow, seq=seq, checkpoint_data=data,
+                                      hash=checkpoint_hash(data), created_at=now, created_by=actor.name)
+    return transition
+
+
+def start_workflow(workflow_type: str, *, actor: Actor, data: dict[str, Any], customer=None,
+                   comment: str = "", request_id: str = "", now: datetime | None = None) -> WorkflowInstance:
+    """Create a workflow in its machine's initial state; the creation is transition 1."""
+    machine = MACHINES[workflow_type]
+    now = now or timezone.now()
+    with transaction.atomic():
+        workflow = WorkflowInstance.objects.create(
+            workflow_type=workflow_type, current_state="", status=machine.status_of(machine.initial),
+            state_data={}, version=0, customer=customer, created_at=now, updated_at=now)
+        _append(workflow, machine, event=START_EVENT, from_state="", effect=Effect(machine.initial, data),
+                actor=actor, comment=comment, request_id=request_id, now=now, prev_hash=GENESIS_HASH)
+    return workflow
+
+
+def _locked(workflow_id) -> WorkflowInstance:
+    try:
+        return WorkflowInstance.objects.select_for_update().get(workflow_id=workflow_id)
+    except (WorkflowInstance.DoesNotExist, ValueError, TypeError):
+        raise WorkflowError(f"No workflow {workflow_id}", WorkflowError.NOT_FOUND) from None
+
+
+def _last_hash(workflow: WorkflowInstance) -> str:
+    if workflow.version == 0:
+        return GENESIS_HASH
+    return WorkflowTransition.objects.filter(workflow=workflow, seq=workflow.version).values_list(
+        "hash", flat=True).get()
+
+
+def _fire_locked(workflow: WorkflowInstance, event_name: str, *, actor: Actor, comment: str,
+                 params: dict[str, Any], request_id: str, now: datetime) -> WorkflowTransition:
+    machine = MACHINES[workflow.workflow_type]
+    event = machine.events.get(event_name)
+    if event is None:
+        raise WorkflowError(f"{machine.label} workflows have no event {event_name!r}", WorkflowError.INVALID)
+    if workflow.current_state not in event.sources:
+        raise WorkflowError(f"Cannot {event.label.lower()} a {machine.label.lower()} workflow in state "
+                            f"{workflow.current_state!r}", WorkflowError.CONFLICT)
+    if event.roles and not (event.roles & actor.roles):
+        needed = " or ".join(sorted(event.roles))
+        raise WorkflowError(f"{event.label} needs the role {needed}", WorkflowError.FORBIDDEN)
+    if event.requires_comment and not comment.strip():
+        raise WorkflowError(f"{event.label} needs a comment", WorkflowError.INVALID)
+    ctx = Context(state=workflow.current_state, data=dict(workflow.state_data), actor=actor,
+                  params=params, now=now)
+    for guard in event.guards:
+        refusal = guard(ctx)
+        if refusal:
+            raise WorkflowError(refusal, WorkflowError.FORBIDDEN)
+    effect = event.effect(ctx)
+    assert effect.target in event.targets, (event_name, effect.target)
+    transition = _append(workflow, machine, event=event_name, from_state=workflow.current_state, effect=effect,
+                         actor=actor, comment=comment.strip(), request_id=request_id, now=now,
+                         prev_hash=_last_hash(workflow))
+    _after_transition(workflow, transition, now=now, request_id=request_id)
+    return transition
+
+
+def fire_event(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
+               params: dict[str, Any] | None = None, request_id: str = "",
+               now: datetime | None = None) -> WorkflowInstance:
+    """Fire `event_name` on a workflow as `actor`, or raise WorkflowError saying why not.
+    A deadline that has passed is applied first, so an expired request cannot be approved."""
+    now = now or timezone.now()
+    expire_if_due(workflow_id, now=now)
+    with transaction.atomic():
+        workflow = _locked(workflow_id)
+        _fire_locked(workflow, event_name, actor=actor, comment=comment, params=params or {},
+                     request_id=request_id, now=now)
+    return workflow
+
+
+def expire_if_due(workflow_id, *, now: datetime | None = None) -> bool:
+    """Fire the machine's timeout event if its deadline has passed; True if it fired."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        workflow = _locked(workflow_id)
+        machine = MACHINES[workflow.workflow_type]
+        if machine.timeout_event is None or not machine.is_due(workflow.current_state, workflow.state_data, now):
+            return False
+        _fire_locked(workflow, machine.timeout_event, actor=Actor.system("aegis-scheduler"), comment="",
+                     params={}, request_id="", now=now)
+    return True
+
+
+def expire_due_workflows(*, now: datetime | None = None) -> int:
+    """Apply every passed deadline (the periodic job); returns how many fired."""
+    now = now or timezone.now()
+    candidates = WorkflowInstance.objects.filter(
+        workflow_type__in=[m.workflow_type for m in MACHINES.values() if m.timeout_event],
+        status__in=["pending", "active"]).values_list("workflow_id", flat=True)
+    return sum(expire_if_due(workflow_id, now=now) for workflow_id in list(candidates))
+
+
+def get_workflow(workflow_id) -> WorkflowInstance:
+    """Load a workflow for reading, applying a passed deadline first."""
+    try:
+        expire_if_due(workflow_id)
+        return WorkflowInstance.objects.get(workflow_id=workflow_id)
+    except (WorkflowInstance.DoesNotExist, ValueError):
+        raise WorkflowError(f"No workflow {workflow_id}", WorkflowError.NOT_FOUND) from None
+
+
+# --- consequences of reaching a state -------------------------------------------------------
+
+def _after_transition(workflow: WorkflowInstance, transition: WorkflowTransition, *, now, request_id) -> None:
+    """An override's outcome moves its proposal on, in the same transaction."""
+    if workflow.workflow_type != "override" or transition.to_state not in {"approved", "rejected", "expired"}:
+        return
+    proposal = _locked(workflow.state_data["proposal_workflow_id"])
+    event = "override_granted" if transition.to_state == "approved" else "override_denied"
+    if proposal.current_state == "override_requested":
+        _fire_locked(proposal, event, actor=Actor.system("aegis-override"),
+                     comment=f"Override {workflow.workflow_id} {transition.to_state}", params={},
+                     request_id=request_id, now=now)
+
+
+# --- proposal and override verbs ------------------------------------------------------------
+
+def submit_proposal(proposal: ProposalInput, *, actor: Actor, customer=None, request_id: str = "",
+                    now: datetime | None = None) -> WorkflowInstance:
+    """Start a proposal workflow and let the engine decide it under the active config."""
+    now = now or timezone.now()
+    version, config = active_config()
+    decision = pcw_decide(proposal, config, config_version=version, now=now).to_dict()
+    with transaction.atomic():
+        workflow = start_workflow("proposal", actor=actor, data={"proposal": _proposal_data(proposal)},
+                                  customer=customer, request_id=request_id, now=now)
+        workflow = _locked(workflow.workflow_id)
+        _fire_locked(workflow, "evaluate", actor=Actor.system(), comment="", params={"decision": decision},
+                     request_id=request_id, now=now)
+    return workflow
+
+
+def _proposal_data(proposal: ProposalInput) -> dict[str, Any]:
+    data = {name: getattr(proposal, name) for name in proposal.__dataclass_fields__}
+    data["quality_subscores"] = list(proposal.quality_subscores)
+    data["utility_result"] = (None if proposal.utility_result is None else
+                              {"mean": proposal.utility_result.mean, "std_error": proposal.utility_result.std_error})
+    for name in ("drift_baseline_data", "drift_current_data"):
+        data[name] = None if data[name] is None else list(data[name])
+    return data
+
+
+def override_expiry() -> timedelta:
+    return timedelta(hours=settings.AEGIS_OVERRIDE_EXPIRY_HOURS)
+
+
+def request_override(proposal_workflow_id, *, actor: Actor, justification: str, request_id: str = "",
+                     now: datetime | None = None) -> WorkflowInstance:
+    """Hand a halted or escalated proposal to a two-key override; returns the override workflow."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        proposal = _locked(proposal_workflow_id)
+        if proposal.workflow_type != "proposal":
+            raise WorkflowError("Only proposal workflows can be overridden", WorkflowError.INVALID)
+        decision = proposal.state_data.get("decision") or {}
+        failed = list(decision.get("failing_gates", []))
+        data = {
+            "proposal_workflow_id": str(proposal.workflow_id),
+            "proposal_id": decision.get("decision_id", str(proposal.workflow_id)),
+            "justification": justification.strip(),
+            "failed_gates": failed,
+            "requested_by": actor.name,
+            "expires_at": utc_iso(now + override_expiry()),
+            "approvals": [],
+        }
+        data["binding_hash"] = override_binding_hash(data["proposal_id"], data["justification"], failed)
+        override = start_workflow("override", actor=actor, data=data, customer=proposal.customer,
+                                  comment=justification, request_id=request_id, now=now)
+        _fire_locked(proposal, "request_override", actor=actor, comment=justification,
+                     params={"override_workflow_id": str(override.workflow_id)}, request_id=request_id, now=now)
+    return override
+
+
+@dataclass(frozen=True)
+class ConsensusSpec:
+    subject: str
+    reviewers: list[str]
+    quorum: int
+    approval_threshold: float
+    deadline: datetime
+
+
+def start_consensus(spec: ConsensusSpec, *, actor: Actor, customer=None, request_id: str = "",
+                    now: datetime | None = None) -> WorkflowInstance:
+    now = now or timezone.now()
+    reviewers = list(dict.fromkeys(r.strip() for r in spec.reviewers if r and r.strip()))
+    if not spec.subject.strip():
+        raise WorkflowError("subject is required", WorkflowError.INVALID)
+    if not reviewers:
+        raise WorkflowError("reviewers: name at least one reviewer", WorkflowError.INVALID)
+    if not 1 <= spec.quorum <= len(reviewers):
+        raise WorkflowError(f"quorum must be between 1 and the number of reviewers ({len(reviewers)})",
+                            WorkflowError.INVALID)
+    if not 0 < spec.approval_threshold <= 1:
+        raise WorkflowError("approval_threshold must be in (0, 1]", WorkflowError.INVALID)
+    if spec.deadline <= now:
+        raise WorkflowError("deadline must be in the future", WorkflowError.INVALID)
+    data = {"subject": spec.subject.strip(), "reviewers": reviewers, "quorum": spec.quorum,
+            "approval_threshold": spec.approval_threshold, "deadline": utc_iso(spec.deadline), "votes": {}}
+    return start_workflow("consensus", actor=actor, data=data, customer=customer, request_id=request_id, now=now)
