@@ -1,0 +1,96 @@
+"""The migration guide's pre-migration checklist as one command (PLATFORM.md §5).
+
+Steps: take a backup; validate the active configuration against the target contract;
+classify the contract differences; verify every audit chain; list unapplied migrations.
+Prints a report and exits 1 if anything blocks the upgrade.
+"""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from governance.active_config import active_config
+from governance.engine.config import AegisConfig, ConfigError
+from governance.engine.contract import Compatibility, Contract, ContractError, compatibility, diff_contracts, migrate_config
+from workflows.backup import write_backup
+from workflows.management.commands.aegis_backup import default_backup_path
+from workflows.persistence.durable import DurableWorkflowEngine
+
+
+class Command(BaseCommand):
+    help = "Run the pre-upgrade checklist; exit 1 if anything blocks the upgrade."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--target-schema", help="the interface contract of the version to upgrade to")
+        parser.add_argument("--backup", help="where to write the pre-upgrade backup (default: BACKUP_DIR)")
+
+    def handle(self, *args, target_schema=None, backup=None, **options):
+        self.blockers: list[str] = []
+        self._backup(Path(backup) if backup else default_backup_path())
+        self._configuration(target_schema)
+        self._chains()
+        self._migrations()
+        if self.blockers:
+            self.stdout.write(f"\nUpgrade blocked by {len(self.blockers)} problem(s):")
+            for problem in self.blockers:
+                self.stdout.write(f"  - {problem}")
+            raise CommandError("preflight failed", returncode=1)
+        self.stdout.write("\nPreflight passed: nothing blocks the upgrade.")
+
+    def step(self, ok: bool, text: str, *, blocking: bool = True) -> None:
+        mark = "OK  " if ok else ("FAIL" if blocking else "WARN")
+        self.stdout.write(f"[{mark}] {text}")
+        if not ok and blocking:
+            self.blockers.append(text)
+
+    def _backup(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            manifest = write_backup(path)
+            self.step(True, f"backup written to {path} (sha256 {manifest['sha256'][:16]}…)")
+        except OSError as exc:
+            self.step(False, f"backup could not be written to {path}: {exc}")
+
+    def _configuration(self, target_schema) -> None:
+        version, config = active_config()
+        try:
+            current = Contract.load()
+            target = Contract.load(target_schema) if target_schema else current
+        except ContractError as exc:
+            self.step(False, f"contract unreadable: {exc}")
+            return
+        migrated, changes = migrate_config({"parameters": config.to_yaml_dict()}, target)
+        for change in changes:
+            self.step(False, f"active configuration v{version}: {change['parameter']} is {change['action']} "
+                             f"in schema {target.version} (run aegis migrate-config / recalibrate)", blocking=False)
+        try:
+            AegisConfig.from_dict(migrated["parameters"])
+            self.step(True, f"active configuration v{version} is valid for schema {target.version}")
+        except ConfigError as exc:
+            self.step(False, f"active configuration v{version} is invalid for schema {target.version}: {exc}")
+        diff = diff_contracts(current, target)
+        verdict = compatibility(diff)
+        for change in diff:
+            self.stdout.write(f"       {change['change_type']}: {change['parameter']} — {change['action']}")
+        self.step(verdict != Compatibility.BREAKING,
+                  f"schema {current.version} → {target.version}: {verdict.name.lower()} ({len(diff)} change(s))",
+                  blocking=verdict == Compatibility.BREAKING)
+
+    def _chains(self) -> None:
+        checked, broken = 0, []
+        for report in DurableWorkflowEngine().verify_all():
+            checked += 1
+            if not report.is_valid:
+                broken.append(f"{report.workflow_id}: {report.message}")
+        for problem in broken[:20]:
+            self.stdout.write(f"       broken chain {problem}")
+        self.step(not broken, f"audit chains: {checked} verified, {len(broken)} broken")
+
+    def _migrations(self) -> None:
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        for migration, _ in plan:
+            self.stdout.write(f"       unapplied: {migration.app_label}.{migration.name}")
+        self.step(True, f"{len(plan)} unapplied migration(s) (applied by `manage.py migrate`)")
