@@ -128,7 +128,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/workflows/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Background jobs: without REDIS_URL every task runs eagerly in process, so the app needs
 # no extra service; with it, Redis is broker and result backend.

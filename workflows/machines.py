@@ -64,6 +64,17 @@ class State:
 
 
 @dataclass(frozen=True)
+class Param:
+    """An input an event takes besides its comment (rendered as a form field)."""
+
+    name: str
+    label: str
+    choices: tuple[str, ...] = ()  # empty: free text
+    required: bool = True
+    internal: bool = False  # supplied by the service layer, never by a person
+
+
+@dataclass(frozen=True)
 class Event:
     name: str
     label: str
@@ -73,7 +84,13 @@ class Event:
     effect: Callable[[Context], Effect]
     guards: tuple[Guard, ...] = ()
     requires_comment: bool = False
+    params: tuple[Param, ...] = ()
     description: str = ""
+    # Events only the system fires (engine results, deadlines, consequences) are never
+    # offered to people.
+    @property
+    def system_only(self) -> bool:
+        return self.roles == frozenset({Role.SYSTEM})
 
 
 @dataclass(frozen=True)
@@ -149,6 +166,7 @@ PROPOSAL = Machine(
     events=_events(
         Event("evaluate", "Evaluate", frozenset({"submitted"}),
               frozenset({"approved", "rejected", "in_review"}), frozenset({Role.SYSTEM}), _record_evaluation,
+              params=(Param("decision", "Engine decision", internal=True),),
               description="The engine decides: proceed → approved, halt → rejected, pause/escalate → in review."),
         Event("approve", "Approve", frozenset({"in_review"}), frozenset({"approved"}),
               frozenset({Role.RISK_LEAD}), lambda ctx: _stay(ctx, "approved"), requires_comment=True,
@@ -159,6 +177,7 @@ PROPOSAL = Machine(
         Event("request_override", "Request override", frozenset({"rejected", "in_review"}),
               frozenset({"override_requested"}), frozenset({Role.RISK_LEAD, Role.SECURITY_LEAD}),
               _record_override_request, guards=(_override_allowed,), requires_comment=True,
+              params=(Param("override_workflow_id", "Override workflow", internal=True),),
               description="Hand the proposal to a two-key override; the comment is the justification."),
         Event("override_granted", "Override granted", frozenset({"override_requested"}), frozenset({"approved"}),
               frozenset({Role.SYSTEM}), lambda ctx: _stay(ctx, "approved"),
@@ -183,20 +202,20 @@ def override_binding_hash(proposal_id: str, justification: str, failed_gates: li
 
 
 def _custodian_role(ctx: Context) -> Role | None:
-    """The role the actor approves as: the one asked for, or the only one they hold."""
-    asked = ctx.params.get("role")
+    """The role the actor approves as: the one asked for, else the first custodian role
+    they hold that has not approved yet."""
     held = [role for role in CUSTODIAN_ROLES if role in ctx.actor.roles]
+    asked = ctx.params.get("role")
     if asked:
-        return Role(asked) if asked in {r.value for r in held} else None
-    return held[0] if len(held) == 1 else None
+        return Role(asked) if asked in held else None
+    given = {a["role"] for a in ctx.data.get("approvals", [])}
+    return next((role for role in held if role not in given), held[0] if held else None)
 
 
 def _custodian_guard(ctx: Context) -> str | None:
     role = _custodian_role(ctx)
     if role is None:
-        if ctx.params.get("role"):
-            return f"You do not hold the role {ctx.params['role']!r}"
-        return "Choose the role you approve as (risk_lead or security_lead)"
+        return f"You do not hold the role {ctx.params.get('role')!r}"
     approvals = ctx.data.get("approvals", [])
     if any(a["custodian_id"] == ctx.actor.name for a in approvals):
         return "The two approvals must come from two different people"
@@ -246,6 +265,8 @@ OVERRIDE = Machine(
         Event("approve", "Approve", frozenset({"pending", "partial"}), frozenset({"partial", "approved"}),
               frozenset(CUSTODIAN_ROLES), _record_approval, guards=(_not_expired, _custodian_guard, _binding_guard),
               requires_comment=True,
+              params=(Param("role", "Approve as", tuple(CUSTODIAN_ROLES), required=False),
+                      Param("binding_hash", "Binding hash you reviewed", required=False)),
               description="A custodian approves; the second must hold the other role and be another person."),
         Event("reject", "Reject", frozenset({"pending", "partial"}), frozenset({"rejected"}),
               frozenset(CUSTODIAN_ROLES), lambda ctx: _stay(ctx, "rejected"), guards=(_not_expired,),
@@ -278,8 +299,6 @@ def _named_reviewer(ctx: Context) -> str | None:
         return "Only the named reviewers of this consensus may vote"
     if ctx.actor.name in ctx.data.get("votes", {}):
         return "You have already voted; each reviewer votes once"
-    if ctx.params.get("vote") not in VOTE_CHOICES:
-        return "vote must be 'approve' or 'reject'"
     return None
 
 
@@ -317,6 +336,7 @@ CONSENSUS = Machine(
     events=_events(
         Event("vote", "Vote", frozenset({"voting"}), frozenset({"voting", "approved", "rejected"}),
               frozenset(), _record_vote, guards=(_before_deadline, _named_reviewer),
+              params=(Param("vote", "Vote", VOTE_CHOICES),),
               description="A named reviewer votes approve or reject, once; the last vote closes it."),
         Event("close", "Close", frozenset({"voting"}), frozenset({"approved", "rejected", "no_quorum"}),
               frozenset({Role.SYSTEM}), _close,

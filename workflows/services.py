@@ -17,7 +17,7 @@ from governance.engine.decide import pcw_decide
 from governance.engine.inputs import ProposalInput
 
 from .chain import checkpoint_hash, transition_hash
-from .machines import MACHINES, Actor, Context, Effect, Machine, override_binding_hash
+from .machines import MACHINES, Actor, Context, Effect, Event, Machine, override_binding_hash
 from .persistence.models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from .roles import ROLE_GROUPS
 from .serialization import utc_iso
@@ -110,7 +110,7 @@ def _last_hash(workflow: WorkflowInstance) -> str:
 
 
 def _fire_locked(workflow: WorkflowInstance, event_name: str, *, actor: Actor, comment: str,
-                 params: dict[str, Any], request_id: str, now: datetime) -> WorkflowTransition:
+                 params: dict[str, Any], request_id: str, now: datetime, trusted: bool = True) -> WorkflowTransition:
     machine = MACHINES[workflow.workflow_type]
     event = machine.events.get(event_name)
     if event is None:
@@ -123,12 +123,12 @@ def _fire_locked(workflow: WorkflowInstance, event_name: str, *, actor: Actor, c
         raise WorkflowError(f"{event.label} needs the role {needed}", WorkflowError.FORBIDDEN)
     if event.requires_comment and not comment.strip():
         raise WorkflowError(f"{event.label} needs a comment", WorkflowError.INVALID)
+    params = _checked_params(event, params, trusted=trusted)
     ctx = Context(state=workflow.current_state, data=dict(workflow.state_data), actor=actor,
                   params=params, now=now)
-    for guard in event.guards:
-        refusal = guard(ctx)
-        if refusal:
-            raise WorkflowError(refusal, WorkflowError.FORBIDDEN)
+    refusal = _refusal(event, ctx)
+    if refusal:
+        raise WorkflowError(refusal, WorkflowError.FORBIDDEN)
     effect = event.effect(ctx)
     assert effect.target in event.targets, (event_name, effect.target)
     transition = _append(workflow, machine, event=event_name, from_state=workflow.current_state, effect=effect,
@@ -136,6 +136,54 @@ def _fire_locked(workflow: WorkflowInstance, event_name: str, *, actor: Actor, c
                          prev_hash=_last_hash(workflow))
     _after_transition(workflow, transition, now=now, request_id=request_id)
     return transition
+
+
+def _checked_params(event: Event, params: dict[str, Any], *, trusted: bool) -> dict[str, Any]:
+    """Only the declared params, each present if required and one of its choices; internal
+    params only from the service layer itself (`trusted`)."""
+    declared = {p.name: p for p in event.params if trusted or not p.internal}
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise WorkflowError(f"{event.label} takes no parameter(s) {', '.join(unknown)}", WorkflowError.INVALID)
+    checked = dict(params)
+    for param in declared.values():
+        value = params.get(param.name)
+        if value in (None, ""):
+            if param.required:
+                raise WorkflowError(f"{param.name} is required for {event.label.lower()}", WorkflowError.INVALID)
+            checked.pop(param.name, None)
+        elif param.choices and value not in param.choices:
+            raise WorkflowError(f"{param.name} must be one of {', '.join(param.choices)}", WorkflowError.INVALID)
+    return checked
+
+
+def _refusal(event: Event, ctx: Context) -> str | None:
+    for guard in event.guards:
+        refusal = guard(ctx)
+        if refusal:
+            return refusal
+    return None
+
+
+def allowed_events(workflow: WorkflowInstance, actor: Actor, *, now: datetime | None = None) -> list[Event]:
+    """The events `actor` may fire on `workflow` now: what the pages and the API offer."""
+    machine = MACHINES[workflow.workflow_type]
+    ctx = Context(state=workflow.current_state, data=dict(workflow.state_data), actor=actor, params={},
+                  now=now or timezone.now())
+    return [event for event in machine.available_events(workflow.current_state)
+            if not event.system_only and (not event.roles or event.roles & actor.roles)
+            and _refusal(event, ctx) is None]
+
+
+def perform(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
+            params: dict[str, Any] | None = None, request_id: str = "") -> WorkflowInstance:
+    """What a person's button or API call does: fire the event, through the verb that owns
+    it where one does (a requested override also creates the override workflow)."""
+    if event_name == "request_override":
+        request_override(workflow_id, actor=actor, justification=comment, request_id=request_id)
+        return get_workflow(workflow_id)
+    return fire_event(workflow_id, event_name, actor=actor, comment=comment, params=params,
+                      request_id=request_id)
 
 
 def fire_event(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
@@ -148,7 +196,7 @@ def fire_event(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
     with transaction.atomic():
         workflow = _locked(workflow_id)
         _fire_locked(workflow, event_name, actor=actor, comment=comment, params=params or {},
-                     request_id=request_id, now=now)
+                     request_id=request_id, now=now, trusted=False)
     return workflow
 
 

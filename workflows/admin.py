@@ -1,0 +1,49 @@
+"""Read-only admin for workflows and their audit trail: history is changed only by the
+workflow services, never by hand."""
+
+from django.contrib import admin
+
+from .persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TransitionInline(admin.TabularInline):
+    model = WorkflowTransition
+    fields = ("seq", "from_state", "to_state", "triggered_by", "reason", "created_at", "hash")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WorkflowInstance)
+class WorkflowInstanceAdmin(ReadOnlyAdmin):
+    list_display = ("workflow_id", "workflow_type", "current_state", "status", "version", "updated_at")
+    list_filter = ("workflow_type", "status")
+    search_fields = ("workflow_id",)
+    inlines = [TransitionInline]
+
+
+@admin.register(WorkflowTransition)
+class WorkflowTransitionAdmin(ReadOnlyAdmin):
+    list_display = ("workflow", "seq", "from_state", "to_state", "triggered_by", "created_at")
+    list_filter = ("to_state",)
+    search_fields = ("workflow__workflow_id",)
+
+
+@admin.register(WorkflowCheckpoint)
+class WorkflowCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("workflow", "seq", "created_by", "created_at", "hash")
+    search_fields = ("workflow__workflow_id",)
