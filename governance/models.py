@@ -146,6 +146,8 @@ class Decision(models.Model):
     utility_mean = models.FloatField(null=True, blank=True)
     utility_std_error = models.FloatField(null=True, blank=True)
     drift_status = models.CharField(max_length=20, blank=True)
+    # The inputs, drift KL and status packed for fast replay (governance.engine.replay).
+    replay_vector = models.BinaryField()
     # The remaining non-PII request fields (phase, change_type, flags, subscores, drift data).
     request_data = models.JSONField(default=dict)
     response = models.JSONField()

@@ -15,11 +15,12 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from .active_config import active_config
+from calibration.versions import active_config
 from .api.errors import ApiError
 from .engine.decide import pcw_decide, risk_check
 from .engine.drift import DriftMonitor
 from .engine.inputs import ProposalInput
+from .engine.replay import pack_replay
 from .models import ApiKey, Customer, Decision, SandboxUsage, Tier, UsageCounter
 
 
@@ -113,12 +114,12 @@ def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_
             decision_id=body["decision_id"], customer=customer, api_key=ctx.api_key, channel=ctx.channel,
             created_at=now, status=body["status"], shadow=proposal.shadow_mode,
             config_version=body["config_version"], idempotency_key=idempotency_key or "",
-            request_id=ctx.request_id, **_decision_columns(proposal, drift), response=body)
+            request_id=ctx.request_id, **_decision_columns(proposal, drift, body["status"]), response=body)
         _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
     return body
 
 
-def _decision_columns(proposal: ProposalInput, drift) -> dict[str, Any]:
+def _decision_columns(proposal: ProposalInput, drift, status: str) -> dict[str, Any]:
     utility = proposal.utility_result
     return {
         "proposal_summary": proposal.proposal_summary,
@@ -138,6 +139,7 @@ def _decision_columns(proposal: ProposalInput, drift) -> dict[str, Any]:
         "utility_mean": utility.mean if utility else None,
         "utility_std_error": utility.std_error if utility else None,
         "drift_status": drift.status if drift is not None else "",
+        "replay_vector": pack_replay(proposal, status, drift.kl_divergence if drift is not None else None),
         "request_data": {
             "phase": proposal.phase,
             "change_type": proposal.change_type,

@@ -347,4 +347,61 @@ CONSENSUS = Machine(
 )
 
 
-MACHINES: dict[str, Machine] = {machine.workflow_type: machine for machine in (PROPOSAL, CONSENSUS, OVERRIDE)}
+# --- calibration --------------------------------------------------------------------------
+
+def _four_eyes(ctx: Context) -> str | None:
+    if ctx.actor.name == ctx.data["proposed_by"]:
+        return "Four eyes: the approver must be someone other than the proposer"
+    return None
+
+
+def _record_calibration_step(target: str) -> Callable[[Context], Effect]:
+    def effect(ctx: Context) -> Effect:
+        data = dict(ctx.data)
+        payload: dict[str, Any] = {}
+        if target == "approved":
+            data.update(approver_id=ctx.actor.name, approved_at=utc_iso(ctx.now))
+            payload = {"approver_id": ctx.actor.name, "content_hash": data["content_hash"]}
+        elif target == "applied":
+            data.update(applied_version=ctx.params["applied_version"], applied_at=utc_iso(ctx.now))
+            payload = {"applied_version": ctx.params["applied_version"]}
+        elif target == "stale":
+            payload = {"active_value": ctx.params["active_value"]}
+        return Effect(target=target, data=data, payload=payload)
+    return effect
+
+
+CALIBRATION = Machine(
+    workflow_type="calibration",
+    label="Calibration",
+    initial="proposed",
+    states=_states(
+        State("proposed", "Proposed", WorkflowStatus.PENDING),
+        State("approved", "Approved", WorkflowStatus.ACTIVE),
+        State("applied", "Applied", WorkflowStatus.COMPLETED, terminal=True),
+        State("rejected", "Rejected", WorkflowStatus.REJECTED, terminal=True),
+        State("stale", "Stale", WorkflowStatus.EXPIRED, terminal=True),
+    ),
+    events=_events(
+        Event("approve", "Approve", frozenset({"proposed"}), frozenset({"approved"}), frozenset({Role.RISK_LEAD}),
+              _record_calibration_step("approved"), guards=(_four_eyes,), requires_comment=True,
+              description="A risk lead other than the proposer approves; the approval covers the proposal's "
+                          "content hash."),
+        Event("reject", "Reject", frozenset({"proposed", "approved"}), frozenset({"rejected"}),
+              frozenset({Role.RISK_LEAD}), _record_calibration_step("rejected"), requires_comment=True,
+              description="A risk lead rejects the proposal, with the reason."),
+        Event("apply", "Apply", frozenset({"approved"}), frozenset({"applied"}), frozenset(),
+              _record_calibration_step("applied"),
+              params=(Param("applied_version", "New configuration version", internal=True),),
+              description="Creates exactly one new configuration version with the proposed value."),
+        Event("mark_stale", "Mark stale", frozenset({"proposed", "approved"}), frozenset({"stale"}),
+              frozenset({Role.SYSTEM}), _record_calibration_step("stale"),
+              params=(Param("active_value", "Active value", internal=True),),
+              description="Fired when the parameter changed after the proposal was made; it can no longer be "
+                          "applied."),
+    ),
+)
+
+
+MACHINES: dict[str, Machine] = {machine.workflow_type: machine
+                                for machine in (PROPOSAL, CONSENSUS, OVERRIDE, CALIBRATION)}

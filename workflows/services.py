@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.active_config import active_config
+from calibration.versions import active_config
 from governance.engine.decide import pcw_decide
 from governance.engine.inputs import ProposalInput
 

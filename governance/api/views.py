@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import __version__, services
-from governance.active_config import active_config
+from calibration.versions import active_config
 from governance.engine.inputs import InputError, parse_proposal
 from governance.idempotency import run_idempotent
 from governance.models import Decision

@@ -111,6 +111,7 @@ class Migration(migrations.Migration):
                 ('utility_mean', models.FloatField(blank=True, null=True)),
                 ('utility_std_error', models.FloatField(blank=True, null=True)),
                 ('drift_status', models.CharField(blank=True, max_length=20)),
+                ('replay_vector', models.BinaryField()),
                 ('request_data', models.JSONField(default=dict)),
                 ('response', models.JSONField()),
                 ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='governance.apikey')),

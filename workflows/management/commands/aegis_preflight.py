@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from governance.active_config import active_config
+from calibration.versions import active_config
 from governance.engine.config import AegisConfig, ConfigError
 from governance.engine.contract import Compatibility, Contract, ContractError, compatibility, diff_contracts, migrate_config
 from workflows.backup import write_backup

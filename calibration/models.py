@@ -1,0 +1,63 @@
+"""Configuration versions and calibration proposals (PLATFORM.md §2–3)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from governance.fields import pii_text_field
+
+
+class ConfigurationVersion(models.Model):
+    """An immutable full parameter set. The highest version is the active one."""
+
+    class Source(models.TextChoices):
+        SCHEMA_DEFAULT = "schema_default", "Interface contract defaults"
+        CALIBRATION = "calibration", "Calibration proposal"
+
+    version = models.PositiveIntegerField(unique=True)
+    parameters = models.JSONField(help_text="Flat {parameter: value} of all parameters.")
+    content_hash = models.CharField(max_length=64)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    source_ref = models.CharField(max_length=200, blank=True,
+                                  help_text="Contract version, or the calibration proposal id.")
+    author = models.CharField(max_length=150)
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"v{self.version}"
+
+
+class CalibrationProposal(models.Model):
+    """A proposed change of one calibratable parameter. Its state and full history live
+    in its `calibration` workflow (hash-chained); these columns are what it proposes."""
+
+    proposal_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    workflow = models.OneToOneField("workflows.WorkflowInstance", on_delete=models.PROTECT,
+                                    related_name="calibration_proposal")
+    parameter = models.CharField(max_length=40, db_index=True)
+    current_value = models.FloatField(help_text="The active value when it was proposed.")
+    proposed_value = models.FloatField()
+    base_version = models.ForeignKey(ConfigurationVersion, on_delete=models.PROTECT, related_name="+")
+    applied_version = models.OneToOneField(ConfigurationVersion, on_delete=models.PROTECT, null=True, blank=True,
+                                           related_name="applied_proposal")
+    justification = pii_text_field()
+    proposed_by = pii_text_field()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("approve_calibrationproposal", "Can approve or reject calibration proposals")]
+
+    @property
+    def status(self) -> str:
+        return self.workflow.current_state
+
+    def __str__(self) -> str:
+        return f"{self.parameter}: {self.current_value:g} → {self.proposed_value:g}"
