@@ -4,6 +4,7 @@ appends the hash-chained transition and writes the checkpoint, all or nothing.""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -95,7 +96,8 @@ def start_workflow(workflow_type: str, *, actor: Actor, data: dict[str, Any], cu
     return workflow
 
 
-def _locked(workflow_id) -> WorkflowInstance:
+def lock_workflow(workflow_id) -> WorkflowInstance:
+    """The workflow row, locked until the surrounding transaction ends."""
     try:
         return WorkflowInstance.objects.select_for_update().get(workflow_id=workflow_id)
     except (WorkflowInstance.DoesNotExist, ValueError, TypeError):
@@ -109,8 +111,10 @@ def _last_hash(workflow: WorkflowInstance) -> str:
         "hash", flat=True).get()
 
 
-def _fire_locked(workflow: WorkflowInstance, event_name: str, *, actor: Actor, comment: str,
+def fire_locked(workflow: WorkflowInstance, event_name: str, *, actor: Actor, comment: str,
                  params: dict[str, Any], request_id: str, now: datetime, trusted: bool = True) -> WorkflowTransition:
+    """Fire an event on a workflow the caller has locked (`lock_workflow`) inside its own
+    transaction; `trusted` callers (service verbs) may pass internal params."""
     machine = MACHINES[workflow.workflow_type]
     event = machine.events.get(event_name)
     if event is None:
@@ -182,8 +186,18 @@ def perform(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
     if event_name == "request_override":
         request_override(workflow_id, actor=actor, justification=comment, request_id=request_id)
         return get_workflow(workflow_id)
+    if WorkflowInstance.objects.filter(workflow_id=_as_uuid(workflow_id), workflow_type="calibration").exists():
+        raise WorkflowError("Calibration proposals are approved, rejected and applied on the calibration pages "
+                            "or through /api/calibration/proposals", WorkflowError.INVALID)
     return fire_event(workflow_id, event_name, actor=actor, comment=comment, params=params,
                       request_id=request_id)
+
+
+def _as_uuid(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def fire_event(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
@@ -194,8 +208,8 @@ def fire_event(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
     now = now or timezone.now()
     expire_if_due(workflow_id, now=now)
     with transaction.atomic():
-        workflow = _locked(workflow_id)
-        _fire_locked(workflow, event_name, actor=actor, comment=comment, params=params or {},
+        workflow = lock_workflow(workflow_id)
+        fire_locked(workflow, event_name, actor=actor, comment=comment, params=params or {},
                      request_id=request_id, now=now, trusted=False)
     return workflow
 
@@ -204,11 +218,11 @@ def expire_if_due(workflow_id, *, now: datetime | None = None) -> bool:
     """Fire the machine's timeout event if its deadline has passed; True if it fired."""
     now = now or timezone.now()
     with transaction.atomic():
-        workflow = _locked(workflow_id)
+        workflow = lock_workflow(workflow_id)
         machine = MACHINES[workflow.workflow_type]
         if machine.timeout_event is None or not machine.is_due(workflow.current_state, workflow.state_data, now):
             return False
-        _fire_locked(workflow, machine.timeout_event, actor=Actor.system("aegis-scheduler"), comment="",
+        fire_locked(workflow, machine.timeout_event, actor=Actor.system("aegis-scheduler"), comment="",
                      params={}, request_id="", now=now)
     return True
 
@@ -237,10 +251,10 @@ def _after_transition(workflow: WorkflowInstance, transition: WorkflowTransition
     """An override's outcome moves its proposal on, in the same transaction."""
     if workflow.workflow_type != "override" or transition.to_state not in {"approved", "rejected", "expired"}:
         return
-    proposal = _locked(workflow.state_data["proposal_workflow_id"])
+    proposal = lock_workflow(workflow.state_data["proposal_workflow_id"])
     event = "override_granted" if transition.to_state == "approved" else "override_denied"
     if proposal.current_state == "override_requested":
-        _fire_locked(proposal, event, actor=Actor.system("aegis-override"),
+        fire_locked(proposal, event, actor=Actor.system("aegis-override"),
                      comment=f"Override {workflow.workflow_id} {transition.to_state}", params={},
                      request_id=request_id, now=now)
 
@@ -256,8 +270,8 @@ def submit_proposal(proposal: ProposalInput, *, actor: Actor, customer=None, req
     with transaction.atomic():
         workflow = start_workflow("proposal", actor=actor, data={"proposal": _proposal_data(proposal)},
                                   customer=customer, request_id=request_id, now=now)
-        workflow = _locked(workflow.workflow_id)
-        _fire_locked(workflow, "evaluate", actor=Actor.system(), comment="", params={"decision": decision},
+        workflow = lock_workflow(workflow.workflow_id)
+        fire_locked(workflow, "evaluate", actor=Actor.system(), comment="", params={"decision": decision},
                      request_id=request_id, now=now)
     return workflow
 
@@ -281,7 +295,7 @@ def request_override(proposal_workflow_id, *, actor: Actor, justification: str, 
     """Hand a halted or escalated proposal to a two-key override; returns the override workflow."""
     now = now or timezone.now()
     with transaction.atomic():
-        proposal = _locked(proposal_workflow_id)
+        proposal = lock_workflow(proposal_workflow_id)
         if proposal.workflow_type != "proposal":
             raise WorkflowError("Only proposal workflows can be overridden", WorkflowError.INVALID)
         decision = proposal.state_data.get("decision") or {}
@@ -298,7 +312,7 @@ def request_override(proposal_workflow_id, *, actor: Actor, justification: str, 
         data["binding_hash"] = override_binding_hash(data["proposal_id"], data["justification"], failed)
         override = start_workflow("override", actor=actor, data=data, customer=proposal.customer,
                                   comment=justification, request_id=request_id, now=now)
-        _fire_locked(proposal, "request_override", actor=actor, comment=justification,
+        fire_locked(proposal, "request_override", actor=actor, comment=justification,
                      params={"override_workflow_id": str(override.workflow_id)}, request_id=request_id, now=now)
     return override
 

@@ -1,0 +1,266 @@
+"""Calibration verbs: propose, approve, reject, apply, preview. The Calibrator, the pages,
+the admin, the API and the drift task all go through these. Each step is a transition of
+the proposal's `calibration` workflow, so it is hash-chained with its actor and comment;
+approve and apply lock that workflow row, so each happens exactly once."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from governance.engine import CALIBRATABLE_PARAMETERS, AegisConfig, ConfigError, evaluate_batch
+from governance.engine.decide import STATUSES
+from governance.engine.replay import unpack_replay
+from governance.models import Decision
+from workflows import services as workflow_services
+from workflows.chain import canonical_json, sha256_hex
+from workflows.machines import Actor
+from workflows.roles import Role
+
+from .models import CalibrationProposal, ConfigurationVersion
+from .versions import active_config, config_of, content_hash
+
+OPEN_STATES = ("proposed", "approved")
+PREVIEW_EXAMPLES = 5
+
+
+class CalibrationError(Exception):
+    """A refused calibration step; `code` is one of WorkflowError's codes."""
+
+    def __init__(self, message: str, code: str = workflow_services.WorkflowError.INVALID):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def _from_workflow_error(exc: workflow_services.WorkflowError) -> CalibrationError:
+    return CalibrationError(exc.message, exc.code)
+
+
+def validate_change(parameter: Any, value: Any, *, base: AegisConfig | None = None) -> tuple[str, float, AegisConfig]:
+    """Check a proposed change against the whole resulting configuration; returns
+    (parameter, value as float, resulting config) or raises CalibrationError naming why."""
+    if not isinstance(parameter, str) or parameter not in CALIBRATABLE_PARAMETERS:
+        allowed = ", ".join(sorted(CALIBRATABLE_PARAMETERS))
+        raise CalibrationError(f"parameter {parameter!r} is not calibratable; choose one of: {allowed}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CalibrationError(f"{parameter}: the new value must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise CalibrationError(f"{parameter}: the new value must be a finite number, got {value!r}")
+    base = base or active_config()[1]
+    try:
+        resulting = base.replace(**{parameter: float(value)})
+    except ConfigError as exc:
+        raise CalibrationError("; ".join(f"{issue.parameter}: {issue.message}" for issue in exc.errors)) from None
+    return parameter, float(value), resulting
+
+
+def proposal_content_hash(data: dict[str, Any]) -> str:
+    """What an approval covers: parameter, values, justification, proposer and base version."""
+    return sha256_hex(canonical_json({key: data[key] for key in (
+        "parameter", "current_value", "proposed_value", "justification", "proposed_by", "base_version")}))
+
+
+def propose(parameter: Any, new_value: Any, justification: str, *, actor: Actor,
+            request_id: str = "") -> CalibrationProposal:
+    if not isinstance(justification, str) or not justification.strip():
+        raise CalibrationError("justification is required: say why the parameter should change")
+    with transaction.atomic():
+        version, config = active_config()
+        parameter, value, _ = validate_change(parameter, new_value, base=config)
+        current = getattr(config, parameter)
+        if value == current:
+            raise CalibrationError(f"{parameter} is already {current:g} in the active configuration v{version}")
+        proposal = CalibrationProposal(parameter=parameter, current_value=current, proposed_value=value,
+                                       base_version=ConfigurationVersion.objects.get(version=version),
+                                       justification=justification.strip(), proposed_by=actor.name)
+        data = {"proposal_id": str(proposal.proposal_id), "parameter": parameter, "current_value": current,
+                "proposed_value": value, "justification": proposal.justification, "proposed_by": actor.name,
+                "base_version": version}
+        data["content_hash"] = proposal_content_hash(data)
+        proposal.workflow = workflow_services.start_workflow(
+            "calibration", actor=actor, data=data, comment=proposal.justification, request_id=request_id)
+        proposal.save()
+    return proposal
+
+
+def get_proposal(proposal_id) -> CalibrationProposal:
+    try:
+        return CalibrationProposal.objects.select_related("workflow", "base_version", "applied_version").get(
+            proposal_id=proposal_id)
+    except (CalibrationProposal.DoesNotExist, ValueError):
+        raise CalibrationError(f"No calibration proposal {proposal_id}", workflow_services.WorkflowError.NOT_FOUND) \
+            from None
+
+
+def _stale_value(proposal: CalibrationProposal, config: AegisConfig) -> float | None:
+    """The active value if the parameter changed since the proposal was made, else None."""
+    active = getattr(config, proposal.parameter)
+    return None if active == proposal.current_value else active
+
+
+def _mark_stale_locked(proposal: CalibrationProposal, workflow, active_value: float, request_id: str) -> None:
+    workflow_services.fire_locked(workflow, "mark_stale", actor=Actor.system("aegis-calibration"),
+                                  comment=f"{proposal.parameter} is now {active_value:g} in the active configuration",
+                                  params={"active_value": active_value}, request_id=request_id, now=timezone.now())
+
+
+def _step(proposal_id, event: str, *, actor: Actor, comment: str, request_id: str) -> CalibrationProposal:
+    """Approve or reject: lock, refuse if stale (recording it), fire."""
+    proposal = get_proposal(proposal_id)
+    stale_message = None
+    with transaction.atomic():
+        workflow = workflow_services.lock_workflow(proposal.workflow.workflow_id)
+        version, config = active_config()
+        active_value = _stale_value(proposal, config)
+        if active_value is not None and workflow.current_state in OPEN_STATES:
+            _mark_stale_locked(proposal, workflow, active_value, request_id)
+            stale_message = (f"STALE: {proposal.parameter} changed to {active_value:g} (v{version}) after this "
+                             f"proposal was made; propose again from the new value")
+        else:
+            try:
+                workflow_services.fire_locked(workflow, event, actor=actor, comment=comment, params={},
+                                              request_id=request_id, now=timezone.now(), trusted=False)
+            except workflow_services.WorkflowError as exc:
+                raise _from_workflow_error(exc) from None
+    if stale_message:
+        raise CalibrationError(stale_message, workflow_services.WorkflowError.CONFLICT)
+    return get_proposal(proposal_id)
+
+
+def approve(proposal_id, *, actor: Actor, comment: str, request_id: str = "") -> CalibrationProposal:
+    return _step(proposal_id, "approve", actor=actor, comment=comment, request_id=request_id)
+
+
+def reject(proposal_id, *, actor: Actor, comment: str, request_id: str = "") -> CalibrationProposal:
+    return _step(proposal_id, "reject", actor=actor, comment=comment, request_id=request_id)
+
+
+def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVersion:
+    """Create exactly one new configuration version from an APPROVED proposal."""
+    proposal = get_proposal(proposal_id)
+    stale_message = None
+    with transaction.atomic():
+        workflow = workflow_services.lock_workflow(proposal.workflow.workflow_id)
+        if workflow.current_state != "approved":
+            raise CalibrationError(f"Apply needs an APPROVED proposal; this one is {workflow.current_state.upper()}",
+                                   workflow_services.WorkflowError.CONFLICT)
+        # Serialise applies: the newest version row is locked until this one commits.
+        latest = ConfigurationVersion.objects.select_for_update().order_by("-version").first()
+        config = config_of(latest.version)
+        active_value = _stale_value(proposal, config)
+        if active_value is not None:
+            _mark_stale_locked(proposal, workflow, active_value, request_id)
+            stale_message = (f"STALE: {proposal.parameter} changed to {active_value:g} (v{latest.version}) after this "
+                             f"proposal was made; it cannot be applied")
+        else:
+            try:
+                _, _, resulting = validate_change(proposal.parameter, proposal.proposed_value, base=config)
+            except CalibrationError as exc:
+                raise CalibrationError(f"Cannot apply to v{latest.version}: {exc.message}",
+                                       workflow_services.WorkflowError.CONFLICT) from None
+            parameters = resulting.to_dict()
+            created = ConfigurationVersion.objects.create(
+                version=latest.version + 1, parameters=parameters, content_hash=content_hash(parameters),
+                source=ConfigurationVersion.Source.CALIBRATION, source_ref=str(proposal.proposal_id),
+                author=actor.name, parent=latest)
+            try:
+                workflow_services.fire_locked(workflow, "apply", actor=actor, comment="",
+                                              params={"applied_version": created.version}, request_id=request_id,
+                                              now=timezone.now())
+            except workflow_services.WorkflowError as exc:
+                raise _from_workflow_error(exc) from None
+            CalibrationProposal.objects.filter(pk=proposal.pk).update(applied_version=created)
+            _stale_siblings(proposal, created, request_id)
+    if stale_message:
+        raise CalibrationError(stale_message, workflow_services.WorkflowError.CONFLICT)
+    return created
+
+
+def _stale_siblings(applied: CalibrationProposal, version: ConfigurationVersion, request_id: str) -> None:
+    """Open proposals for the same parameter were made against the old value: stale now."""
+    new_value = version.parameters[applied.parameter]
+    siblings = (CalibrationProposal.objects.filter(parameter=applied.parameter, workflow__current_state__in=OPEN_STATES)
+                .exclude(pk=applied.pk).select_related("workflow"))
+    for sibling in siblings:
+        workflow = workflow_services.lock_workflow(sibling.workflow.workflow_id)
+        if workflow.current_state in OPEN_STATES:
+            _mark_stale_locked(sibling, workflow, new_value, request_id)
+
+
+# --- impact preview -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImpactPreview:
+    parameter: str
+    current_value: float
+    proposed_value: float
+    window_days: int
+    decisions: int
+    changed: int
+    changes: dict[str, int]  # "proceed → halt": count
+    examples: dict[str, list[str]]  # "proceed → halt": decision ids
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"parameter": self.parameter, "current_value": self.current_value,
+                "proposed_value": self.proposed_value, "window_days": self.window_days,
+                "decisions": self.decisions, "changed": self.changed, "changes": self.changes,
+                "examples": self.examples, "seconds": round(self.seconds, 3)}
+
+
+def load_replay_window(window_days: int, *, now=None) -> tuple[np.ndarray, bytes]:
+    """(decision primary keys, concatenated replay vectors) of the non-shadow decisions of
+    the last `window_days`, straight from the database."""
+    since = (now or timezone.now()) - timedelta(days=window_days)
+    rows = Decision.objects.filter(created_at__gte=since, shadow=False).values_list("id", "replay_vector")
+    ids: list[int] = []
+    blobs: list[bytes] = []
+    for pk, blob in rows.iterator(chunk_size=20000):
+        ids.append(pk)
+        blobs.append(bytes(blob))
+    return np.asarray(ids, dtype=np.int64), b"".join(blobs)
+
+
+def preview_change(parameter: Any, new_value: Any, *, now=None) -> ImpactPreview:
+    """Re-decide the last kl_window_days of decisions under the active config and under
+    the proposed one (batch engine), and count the statuses that would change."""
+    started = timezone.now()
+    version, config = active_config()
+    parameter, value, proposed_config = validate_change(parameter, new_value, base=config)
+    ids, packed = load_replay_window(config.kl_window_days, now=now)
+    changes: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
+    if len(ids):
+        before_columns, _ = unpack_replay(packed, config)
+        after_columns, _ = unpack_replay(packed, proposed_config)
+        before = evaluate_batch(before_columns, config).status
+        after = evaluate_batch(after_columns, proposed_config).status
+        moved = np.flatnonzero(before != after)
+        pairs = before[moved].astype(np.int16) * len(STATUSES) + after[moved]
+        for code, count in zip(*np.unique(pairs, return_counts=True)):
+            label = f"{STATUSES[code // len(STATUSES)]} → {STATUSES[code % len(STATUSES)]}"
+            changes[label] = int(count)
+            sample = ids[moved[pairs == code][:PREVIEW_EXAMPLES]]
+            examples[label] = [str(d) for d in Decision.objects.filter(id__in=sample.tolist())
+                               .values_list("decision_id", flat=True)]
+    seconds = (timezone.now() - started).total_seconds()
+    return ImpactPreview(parameter, getattr(config, parameter), value, config.kl_window_days, int(len(ids)),
+                         sum(changes.values()), dict(sorted(changes.items(), key=lambda kv: -kv[1])),
+                         examples, seconds)
+
+
+def preview(proposal_id, *, now=None) -> ImpactPreview:
+    proposal = get_proposal(proposal_id)
+    return preview_change(proposal.parameter, proposal.proposed_value, now=now)
+
+
+def can_approve(actor: Actor) -> bool:
+    return Role.RISK_LEAD in actor.roles
