@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from governance.engine import CALIBRATABLE_PARAMETERS, AegisConfig, ConfigError, evaluate_batch
 from governance.engine.decide import STATUSES
-from governance.engine.replay import unpack_replay
+from governance.engine.replay import REPLAY_FIELDS, unpack_replay
 from governance.models import Decision
 from workflows import services as workflow_services
 from workflows.chain import canonical_json, sha256_hex
@@ -209,6 +209,11 @@ class ImpactPreview:
     examples: dict[str, list[str]]  # "proceed → halt": decision ids
     seconds: float
 
+    @property
+    def rows(self) -> list[tuple[str, int, list[str]]]:
+        """(change, count, example decision ids), largest first."""
+        return [(change, count, self.examples.get(change, [])) for change, count in self.changes.items()]
+
     def as_dict(self) -> dict[str, Any]:
         return {"parameter": self.parameter, "current_value": self.current_value,
                 "proposed_value": self.proposed_value, "window_days": self.window_days,
@@ -264,3 +269,28 @@ def preview(proposal_id, *, now=None) -> ImpactPreview:
 
 def can_approve(actor: Actor) -> bool:
     return Role.RISK_LEAD in actor.roles
+
+
+# --- drift history (for the review page's chart) ------------------------------------------
+
+DRIFT_KL_INDEX = REPLAY_FIELDS.index("drift_kl")
+
+
+def drift_history(days: int = 90, *, now=None) -> list[tuple[Any, float, str]]:
+    """(day, highest KL that day, status under the active taus) from the decisions whose
+    drift was computed, oldest first."""
+    _, config = active_config()
+    since = (now or timezone.now()) - timedelta(days=days)
+    daily: dict[Any, float] = {}
+    rows = (Decision.objects.filter(created_at__gte=since).exclude(drift_status="")
+            .values_list("created_at", "replay_vector"))
+    for created_at, blob in rows.iterator(chunk_size=20000):
+        kl = float(np.frombuffer(bytes(blob), dtype="<f8")[DRIFT_KL_INDEX])
+        if math.isfinite(kl):
+            day = created_at.date()
+            daily[day] = max(kl, daily.get(day, 0.0))
+
+    def status(kl: float) -> str:
+        return "critical" if kl >= config.tau_critical else "warning" if kl >= config.tau_warning else "normal"
+
+    return [(day, kl, status(kl)) for day, kl in sorted(daily.items())]
