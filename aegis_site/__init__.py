@@ -1,1 +1,5 @@
-"""AEGIS Django project: settings, root URLs, WSGI/ASGI entry points."""
+"""AEGIS Django project: settings, root URLs, Celery app, WSGI/ASGI entry points."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

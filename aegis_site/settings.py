@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "django_celery_beat",
     "governance",
     "calibration",
     "workflows",
@@ -142,6 +143,25 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "aegis"}}
+
+# Celery (aegis_site/celery.py). Tasks are idempotent and acknowledged late, so a worker
+# killed mid-task loses nothing: the task is redelivered and finishes exactly once.
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Redis redelivers an unacknowledged task after this many seconds (a killed worker's task).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Backups the daily task keeps in BACKUP_DIR.
+AEGIS_BACKUP_KEEP = env_int("AEGIS_BACKUP_KEEP", 7)
 
 # Unauthenticated /sandbox/evaluate calls allowed per client IP and UTC day.
 SANDBOX_DAILY_LIMIT = env_int("SANDBOX_DAILY_LIMIT", 10)

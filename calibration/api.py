@@ -45,7 +45,7 @@ def proposal_dict(proposal: CalibrationProposal) -> dict[str, Any]:
     return {
         "proposal_id": str(proposal.proposal_id), "parameter": proposal.parameter,
         "current_value": proposal.current_value, "proposed_value": proposal.proposed_value,
-        "status": proposal.workflow.current_state.upper(), "justification": proposal.justification,
+        "companion_changes": proposal.companion_changes, "status": proposal.workflow.current_state.upper(), "justification": proposal.justification,
         "proposed_by": proposal.proposed_by, "approver_id": data.get("approver_id"),
         "base_version": proposal.base_version.version,
         "applied_version": proposal.applied_version.version if proposal.applied_version else None,

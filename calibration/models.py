@@ -44,6 +44,10 @@ class CalibrationProposal(models.Model):
     parameter = models.CharField(max_length=40, db_index=True)
     current_value = models.FloatField(help_text="The active value when it was proposed.")
     proposed_value = models.FloatField()
+    companion_changes = models.JSONField(
+        default=dict, blank=True,
+        help_text='Other parameters changed together, {name: {"from": x, "to": y}} (e.g. tau_critical '
+                  'with tau_warning, so the pair stays ordered).')
     base_version = models.ForeignKey(ConfigurationVersion, on_delete=models.PROTECT, related_name="+")
     applied_version = models.OneToOneField(ConfigurationVersion, on_delete=models.PROTECT, null=True, blank=True,
                                            related_name="applied_proposal")
@@ -58,6 +62,17 @@ class CalibrationProposal(models.Model):
     @property
     def status(self) -> str:
         return self.workflow.current_state
+
+    @property
+    def changes(self) -> dict[str, float]:
+        """Every parameter this proposal sets: {name: proposed value}."""
+        return {self.parameter: self.proposed_value,
+                **{name: change["to"] for name, change in self.companion_changes.items()}}
+
+    @property
+    def values_when_proposed(self) -> dict[str, float]:
+        return {self.parameter: self.current_value,
+                **{name: change["from"] for name, change in self.companion_changes.items()}}
 
     def __str__(self) -> str:
         return f"{self.parameter}: {self.current_value:g} → {self.proposed_value:g}"

@@ -44,9 +44,7 @@ def _from_workflow_error(exc: workflow_services.WorkflowError) -> CalibrationErr
     return CalibrationError(exc.message, exc.code)
 
 
-def validate_change(parameter: Any, value: Any, *, base: AegisConfig | None = None) -> tuple[str, float, AegisConfig]:
-    """Check a proposed change against the whole resulting configuration; returns
-    (parameter, value as float, resulting config) or raises CalibrationError naming why."""
+def _checked_value(parameter: Any, value: Any) -> float:
     if not isinstance(parameter, str) or parameter not in CALIBRATABLE_PARAMETERS:
         allowed = ", ".join(sorted(CALIBRATABLE_PARAMETERS))
         raise CalibrationError(f"parameter {parameter!r} is not calibratable; choose one of: {allowed}")
@@ -54,36 +52,55 @@ def validate_change(parameter: Any, value: Any, *, base: AegisConfig | None = No
         raise CalibrationError(f"{parameter}: the new value must be a number, got {value!r}")
     if not math.isfinite(value):
         raise CalibrationError(f"{parameter}: the new value must be a finite number, got {value!r}")
+    return float(value)
+
+
+def validate_change(parameter: Any, value: Any, *, base: AegisConfig | None = None,
+                    companions: dict[str, Any] | None = None) -> tuple[str, float, AegisConfig]:
+    """Check a proposed change (and the companion changes made with it) against the whole
+    resulting configuration; returns (parameter, value as float, resulting config) or
+    raises CalibrationError naming why."""
+    value = _checked_value(parameter, value)
+    changes = {parameter: value}
+    for name, companion in (companions or {}).items():
+        if name == parameter:
+            raise CalibrationError(f"{name} is given twice")
+        changes[name] = _checked_value(name, companion)
     base = base or active_config()[1]
     try:
-        resulting = base.replace(**{parameter: float(value)})
+        resulting = base.replace(**changes)
     except ConfigError as exc:
         raise CalibrationError("; ".join(f"{issue.parameter}: {issue.message}" for issue in exc.errors)) from None
-    return parameter, float(value), resulting
+    return parameter, value, resulting
 
 
 def proposal_content_hash(data: dict[str, Any]) -> str:
     """What an approval covers: parameter, values, justification, proposer and base version."""
     return sha256_hex(canonical_json({key: data[key] for key in (
-        "parameter", "current_value", "proposed_value", "justification", "proposed_by", "base_version")}))
+        "parameter", "current_value", "proposed_value", "companion_changes", "justification", "proposed_by",
+        "base_version")}))
 
 
-def propose(parameter: Any, new_value: Any, justification: str, *, actor: Actor,
-            request_id: str = "") -> CalibrationProposal:
+def propose(parameter: Any, new_value: Any, justification: str, *, actor: Actor, request_id: str = "",
+            companions: dict[str, Any] | None = None) -> CalibrationProposal:
+    """Open a proposal; `companions` are further parameters changed in the same step."""
     if not isinstance(justification, str) or not justification.strip():
         raise CalibrationError("justification is required: say why the parameter should change")
     with transaction.atomic():
         version, config = active_config()
-        parameter, value, _ = validate_change(parameter, new_value, base=config)
+        parameter, value, resulting = validate_change(parameter, new_value, base=config, companions=companions)
         current = getattr(config, parameter)
         if value == current:
             raise CalibrationError(f"{parameter} is already {current:g} in the active configuration v{version}")
+        companion_changes = {name: {"from": getattr(config, name), "to": getattr(resulting, name)}
+                             for name in sorted(companions or {})}
         proposal = CalibrationProposal(parameter=parameter, current_value=current, proposed_value=value,
+                                       companion_changes=companion_changes,
                                        base_version=ConfigurationVersion.objects.get(version=version),
                                        justification=justification.strip(), proposed_by=actor.name)
         data = {"proposal_id": str(proposal.proposal_id), "parameter": parameter, "current_value": current,
-                "proposed_value": value, "justification": proposal.justification, "proposed_by": actor.name,
-                "base_version": version}
+                "proposed_value": value, "companion_changes": companion_changes,
+                "justification": proposal.justification, "proposed_by": actor.name, "base_version": version}
         data["content_hash"] = proposal_content_hash(data)
         proposal.workflow = workflow_services.start_workflow(
             "calibration", actor=actor, data=data, comment=proposal.justification, request_id=request_id)
@@ -100,15 +117,19 @@ def get_proposal(proposal_id) -> CalibrationProposal:
             from None
 
 
-def _stale_value(proposal: CalibrationProposal, config: AegisConfig) -> float | None:
-    """The active value if the parameter changed since the proposal was made, else None."""
-    active = getattr(config, proposal.parameter)
-    return None if active == proposal.current_value else active
+def _stale_value(proposal: CalibrationProposal, config: AegisConfig) -> tuple[str, float] | None:
+    """(parameter, active value) for the first parameter that changed since the proposal
+    was made, else None."""
+    for name, value in proposal.values_when_proposed.items():
+        if getattr(config, name) != value:
+            return name, getattr(config, name)
+    return None
 
 
-def _mark_stale_locked(proposal: CalibrationProposal, workflow, active_value: float, request_id: str) -> None:
+def _mark_stale_locked(workflow, changed: tuple[str, float], request_id: str) -> None:
+    name, active_value = changed
     workflow_services.fire_locked(workflow, "mark_stale", actor=Actor.system("aegis-calibration"),
-                                  comment=f"{proposal.parameter} is now {active_value:g} in the active configuration",
+                                  comment=f"{name} is now {active_value:g} in the active configuration",
                                   params={"active_value": active_value}, request_id=request_id, now=timezone.now())
 
 
@@ -119,10 +140,10 @@ def _step(proposal_id, event: str, *, actor: Actor, comment: str, request_id: st
     with transaction.atomic():
         workflow = workflow_services.lock_workflow(proposal.workflow.workflow_id)
         version, config = active_config()
-        active_value = _stale_value(proposal, config)
-        if active_value is not None and workflow.current_state in OPEN_STATES:
-            _mark_stale_locked(proposal, workflow, active_value, request_id)
-            stale_message = (f"STALE: {proposal.parameter} changed to {active_value:g} (v{version}) after this "
+        changed = _stale_value(proposal, config)
+        if changed is not None and workflow.current_state in OPEN_STATES:
+            _mark_stale_locked(workflow, changed, request_id)
+            stale_message = (f"STALE: {changed[0]} changed to {changed[1]:g} (v{version}) after this "
                              f"proposal was made; propose again from the new value")
         else:
             try:
@@ -155,14 +176,15 @@ def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVe
         # Serialise applies: the newest version row is locked until this one commits.
         latest = ConfigurationVersion.objects.select_for_update().order_by("-version").first()
         config = config_of(latest.version)
-        active_value = _stale_value(proposal, config)
-        if active_value is not None:
-            _mark_stale_locked(proposal, workflow, active_value, request_id)
-            stale_message = (f"STALE: {proposal.parameter} changed to {active_value:g} (v{latest.version}) after this "
+        changed = _stale_value(proposal, config)
+        if changed is not None:
+            _mark_stale_locked(workflow, changed, request_id)
+            stale_message = (f"STALE: {changed[0]} changed to {changed[1]:g} (v{latest.version}) after this "
                              f"proposal was made; it cannot be applied")
         else:
             try:
-                _, _, resulting = validate_change(proposal.parameter, proposal.proposed_value, base=config)
+                _, _, resulting = validate_change(proposal.parameter, proposal.proposed_value, base=config,
+                                                  companions=_companion_values(proposal))
             except CalibrationError as exc:
                 raise CalibrationError(f"Cannot apply to v{latest.version}: {exc.message}",
                                        workflow_services.WorkflowError.CONFLICT) from None
@@ -184,15 +206,22 @@ def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVe
     return created
 
 
+def _companion_values(proposal: CalibrationProposal) -> dict[str, float]:
+    return {name: change["to"] for name, change in proposal.companion_changes.items()}
+
+
 def _stale_siblings(applied: CalibrationProposal, version: ConfigurationVersion, request_id: str) -> None:
-    """Open proposals for the same parameter were made against the old value: stale now."""
-    new_value = version.parameters[applied.parameter]
-    siblings = (CalibrationProposal.objects.filter(parameter=applied.parameter, workflow__current_state__in=OPEN_STATES)
+    """Open proposals made against values this one changed are stale now."""
+    config = config_of(version.version)
+    siblings = (CalibrationProposal.objects.filter(workflow__current_state__in=OPEN_STATES)
                 .exclude(pk=applied.pk).select_related("workflow"))
     for sibling in siblings:
+        changed = _stale_value(sibling, config)
+        if changed is None:
+            continue
         workflow = workflow_services.lock_workflow(sibling.workflow.workflow_id)
         if workflow.current_state in OPEN_STATES:
-            _mark_stale_locked(sibling, workflow, new_value, request_id)
+            _mark_stale_locked(workflow, changed, request_id)
 
 
 # --- impact preview -----------------------------------------------------------------------
@@ -234,12 +263,12 @@ def load_replay_window(window_days: int, *, now=None) -> tuple[np.ndarray, bytes
     return np.asarray(ids, dtype=np.int64), b"".join(blobs)
 
 
-def preview_change(parameter: Any, new_value: Any, *, now=None) -> ImpactPreview:
+def preview_change(parameter: Any, new_value: Any, *, now=None, companions: dict[str, Any] | None = None) -> ImpactPreview:
     """Re-decide the last kl_window_days of decisions under the active config and under
     the proposed one (batch engine), and count the statuses that would change."""
     started = timezone.now()
     version, config = active_config()
-    parameter, value, proposed_config = validate_change(parameter, new_value, base=config)
+    parameter, value, proposed_config = validate_change(parameter, new_value, base=config, companions=companions)
     ids, packed = load_replay_window(config.kl_window_days, now=now)
     changes: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
@@ -264,7 +293,8 @@ def preview_change(parameter: Any, new_value: Any, *, now=None) -> ImpactPreview
 
 def preview(proposal_id, *, now=None) -> ImpactPreview:
     proposal = get_proposal(proposal_id)
-    return preview_change(proposal.parameter, proposal.proposed_value, now=now)
+    return preview_change(proposal.parameter, proposal.proposed_value, now=now,
+                          companions=_companion_values(proposal))
 
 
 def can_approve(actor: Actor) -> bool:

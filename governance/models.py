@@ -205,3 +205,45 @@ class IdempotencyRecord(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "method", "path", "key"],
                                                name="idempotency_unique")]
+
+
+class DriftBaseline(models.Model):
+    """The reference sample a tenant's drift is measured against (the newest is in force)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="drift_baselines")
+    values = models.JSONField(help_text="Finite numbers: the baseline sample of risk_proposed.")
+    source = models.CharField(max_length=200, help_text="An uploaded file, or the decisions between two dates.")
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"{self.customer.name}: {len(self.values)} values ({self.source})"
+
+
+class DriftReport(models.Model):
+    """One day's drift check of a tenant (at most one per day: the task is idempotent)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="drift_reports")
+    day = models.DateField()
+    baseline = models.ForeignKey(DriftBaseline, on_delete=models.PROTECT, related_name="reports")
+    kl_divergence = models.FloatField()
+    status = models.CharField(max_length=20)
+    action = models.CharField(max_length=40)
+    message = models.TextField()
+    n_current = models.PositiveIntegerField()
+    n_baseline = models.PositiveIntegerField()
+    tau_warning = models.FloatField()
+    tau_critical = models.FloatField()
+    config_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["customer", "day"], name="drift_report_one_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.customer.name} {self.day}: {self.status} (KL {self.kl_divergence:.4f})"
