@@ -82,3 +82,47 @@ class WorkflowCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint #{self.seq}"
+
+
+class BackupRun(models.Model):
+    """One scheduled backup (at most one per day), visible to administrators."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    day = models.DateField(unique=True)
+    path = models.CharField(max_length=500)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.RUNNING)
+    sha256 = models.CharField(max_length=64, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"backup {self.day}: {self.outcome}"
+
+
+class ChainVerificationRun(models.Model):
+    """One verification of every audit chain; a failed one is shown on every staff page."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked = models.PositiveIntegerField(default=0)
+    broken = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text="The first broken chains: workflow id and reason.")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    @property
+    def ok(self) -> bool:
+        return self.finished_at is not None and self.broken == 0
+
+    def __str__(self) -> str:
+        return f"verification {self.started_at:%Y-%m-%d %H:%M}: {self.broken} broken of {self.checked}"

@@ -1,0 +1,35 @@
+"""Drift tasks. Idempotent (one report per tenant and day, enforced by the database),
+acknowledged late and retried with backoff: a worker killed mid-task loses nothing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import drift
+from .models import Customer, DriftBaseline
+
+RETRY = {"autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_max": 600, "max_retries": 5,
+         "acks_late": True}
+
+
+@shared_task(name="aegis.drift.report_all", **RETRY)
+def drift_reports_daily(day: str | None = None) -> int:
+    """Queue today's (or `day`'s) drift report for every active tenant with a baseline."""
+    day = day or timezone.now().date().isoformat()
+    customers = (DriftBaseline.objects.filter(customer__status=Customer.Status.ACTIVE)
+                 .values_list("customer_id", flat=True).distinct())
+    queued = 0
+    for customer_id in customers:
+        drift_report.delay(customer_id, day)
+        queued += 1
+    return queued
+
+
+@shared_task(name="aegis.drift.report", **RETRY)
+def drift_report(customer_id: int, day: str) -> dict:
+    customer = Customer.objects.get(pk=customer_id)
+    report, message = drift.run_drift_report(customer, date.fromisoformat(day))
+    return {"report_id": report.pk if report else None, "message": message}

@@ -1,0 +1,74 @@
+"""Scheduled operations: the daily backup with rotation and the chain verification run.
+Both are idempotent so that a redelivered task (a worker killed mid-way) finishes the work
+exactly once."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .backup import write_backup
+from .persistence.durable import DurableWorkflowEngine
+from .persistence.models import BackupRun, ChainVerificationRun
+
+BACKUP_PATTERN = "aegis-backup-*.json.gz"
+FAILURES_KEPT = 50
+
+
+def scheduled_backup_path(day: date) -> Path:
+    return Path(settings.BACKUP_DIR) / f"aegis-backup-{day.isoformat()}.json.gz"
+
+
+def run_scheduled_backup(day: date) -> BackupRun:
+    """Write `day`'s backup once (a finished run is returned as it is), then keep only the
+    newest AEGIS_BACKUP_KEEP scheduled backups."""
+    path = scheduled_backup_path(day)
+    with transaction.atomic():
+        run, _ = BackupRun.objects.select_for_update().get_or_create(day=day, defaults={"path": str(path)})
+        if run.outcome == BackupRun.Outcome.SUCCEEDED and Path(run.path).exists():
+            return run
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        manifest = write_backup(path)  # written beside the target and renamed: never half a file
+    except Exception as exc:
+        BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.FAILED, error=str(exc)[:2000],
+                                                   finished_at=timezone.now())
+        raise
+    BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.SUCCEEDED, sha256=manifest["sha256"],
+                                               counts=manifest["counts"], error="", finished_at=timezone.now())
+    rotate_backups(Path(settings.BACKUP_DIR), settings.AEGIS_BACKUP_KEEP)
+    run.refresh_from_db()
+    return run
+
+
+def rotate_backups(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` scheduled backups (and any stale partial file)."""
+    backups = sorted(directory.glob(BACKUP_PATTERN), reverse=True)  # ISO dates sort by time
+    removed = backups[keep:]
+    for old in removed:
+        old.unlink(missing_ok=True)
+    for partial in directory.glob(BACKUP_PATTERN + ".partial"):
+        if partial.with_suffix("").exists() or partial.stat().st_mtime < timezone.now().timestamp() - 86400:
+            partial.unlink(missing_ok=True)
+    return removed
+
+
+def verify_all_chains() -> ChainVerificationRun:
+    run = ChainVerificationRun.objects.create()
+    checked, failures = 0, []
+    for report in DurableWorkflowEngine().verify_all():
+        checked += 1
+        if not report.is_valid:
+            failures.append({"workflow_id": report.workflow_id, "message": report.message})
+    ChainVerificationRun.objects.filter(pk=run.pk).update(
+        checked=checked, broken=len(failures), failures=failures[:FAILURES_KEPT], finished_at=timezone.now())
+    run.refresh_from_db()
+    return run
+
+
+def latest_verification() -> ChainVerificationRun | None:
+    return ChainVerificationRun.objects.exclude(finished_at=None).first()
