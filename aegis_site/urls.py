@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("workflows.api_urls")),
     path("api/", include("calibration.api_urls")),
     path("calibration/", include("calibration.urls")),
+    path("drift/", include("governance.urls")),
     path("", include("governance.api.urls")),
 ]
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from governance.engine import CALIBRATABLE_PARAMETERS, AegisConfig, ConfigError, evaluate_batch
 from governance.engine.decide import STATUSES
 from governance.engine.replay import REPLAY_FIELDS, unpack_replay
-from governance.models import Decision
+from governance.models import Decision, DriftReport
 from workflows import services as workflow_services
 from workflows.chain import canonical_json, sha256_hex
 from workflows.machines import Actor
@@ -307,14 +307,18 @@ DRIFT_KL_INDEX = REPLAY_FIELDS.index("drift_kl")
 
 
 def drift_history(days: int = 90, *, now=None) -> list[tuple[Any, float, str]]:
-    """(day, highest KL that day, status under the active taus) from the decisions whose
-    drift was computed, oldest first."""
+    """(day, highest KL that day, status under the active taus), oldest first: from the
+    daily drift reports of all tenants, or, before any report exists, from the decisions
+    whose drift was computed."""
     _, config = active_config()
     since = (now or timezone.now()) - timedelta(days=days)
     daily: dict[Any, float] = {}
+    reports = DriftReport.objects.filter(day__gte=since.date()).values_list("day", "kl_divergence")
+    for day, kl in reports:
+        daily[day] = max(kl, daily.get(day, 0.0))
     rows = (Decision.objects.filter(created_at__gte=since).exclude(drift_status="")
             .values_list("created_at", "replay_vector"))
-    for created_at, blob in rows.iterator(chunk_size=20000):
+    for created_at, blob in ([] if daily else rows.iterator(chunk_size=20000)):
         kl = float(np.frombuffer(bytes(blob), dtype="<f8")[DRIFT_KL_INDEX])
         if math.isfinite(kl):
             day = created_at.date()

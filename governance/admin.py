@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 
 from . import services
 from .api.errors import ApiError
-from .models import ApiKey, Customer, Decision, Tier
+from .models import ApiKey, Customer, Decision, DriftBaseline, DriftReport, Tier
 
 
 @admin.register(Tier)
@@ -98,4 +98,25 @@ class DecisionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DriftBaseline)
+class DriftBaselineAdmin(admin.ModelAdmin):
+    list_display = ("customer", "source", "created_by", "created_at")
+    readonly_fields = ("customer", "values", "source", "created_by", "created_at")
+
+    def has_add_permission(self, request):
+        return False  # set on the drift pages, where the values are validated
+
+
+@admin.register(DriftReport)
+class DriftReportAdmin(admin.ModelAdmin):
+    list_display = ("customer", "day", "status", "kl_divergence", "n_current", "n_baseline")
+    list_filter = ("status", "customer")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -3,7 +3,13 @@ workflow services, never by hand."""
 
 from django.contrib import admin
 
-from .persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+from .persistence.models import (
+    BackupRun,
+    ChainVerificationRun,
+    WorkflowCheckpoint,
+    WorkflowInstance,
+    WorkflowTransition,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -47,3 +53,19 @@ class WorkflowTransitionAdmin(ReadOnlyAdmin):
 class WorkflowCheckpointAdmin(ReadOnlyAdmin):
     list_display = ("workflow", "seq", "created_by", "created_at", "hash")
     search_fields = ("workflow__workflow_id",)
+
+
+@admin.register(BackupRun)
+class BackupRunAdmin(ReadOnlyAdmin):
+    list_display = ("day", "outcome", "path", "sha256", "finished_at")
+    list_filter = ("outcome",)
+
+
+@admin.register(ChainVerificationRun)
+class ChainVerificationRunAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "finished_at", "checked", "broken", "result")
+    readonly_fields = ("started_at", "finished_at", "checked", "broken", "failures")
+
+    @admin.display(description="result", boolean=True)
+    def result(self, obj):
+        return obj.ok
