@@ -84,7 +84,7 @@ class ProposalListView(CalibrationView):
     def get(self, request):
         rows = filtered_proposals(request.query_params)
         limit = request.query_params.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= LIST_MAX:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= LIST_MAX:
             raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {LIST_MAX}")
         items = [proposal_dict(p) for p in rows[: int(limit)]]
         return Response({"count": len(items), "proposals": items})

@@ -1,10 +1,99 @@
-"""The one place that decides how PII columns are stored.
+"""The one place that decides how confidential columns are stored.
 
-Every PII column of the project (PLATFORM.md §7) is declared through these two
-functions, so encrypting them at rest is a change here and a migration, nothing else.
+`EncryptedField` keeps a value encrypted at rest with Fernet (keys from FERNET_KEYS: the
+first encrypts, all decrypt, so keys rotate), together with a `value_type` discriminator
+(`str`, `bytes`, `json`) so that what goes in comes back with the same type and value.
+Every PII column of the project (PLATFORM.md §7) is declared through `pii_text_field` /
+`pii_json_field`, so changing how PII is stored is a change here and a migration.
 """
 
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from cryptography.fernet import InvalidToken
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from fernet_fields import EncryptedField as FernetField
+
+VALUE_TYPES = ("str", "bytes", "json")
+
+
+class DecryptionError(RuntimeError):
+    """A stored value that none of FERNET_KEYS decrypts (a key was removed too early, or
+    the wrong keys are configured). Never answered with ciphertext or garbage."""
+
+
+def encode_value(value: Any, value_type: str) -> bytes:
+    """`value_type:payload` plaintext for one value."""
+    if value_type == "str":
+        if not isinstance(value, str):
+            raise TypeError(f"expected str, got {type(value).__name__}")
+        payload = value.encode("utf-8")
+    elif value_type == "bytes":
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"expected bytes, got {type(value).__name__}")
+        payload = base64.b64encode(bytes(value))
+    else:
+        payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return value_type.encode("ascii") + b":" + payload
+
+
+def decode_value(plaintext: bytes) -> Any:
+    value_type, _, payload = plaintext.partition(b":")
+    kind = value_type.decode("ascii", "replace")
+    if kind == "str":
+        return payload.decode("utf-8")
+    if kind == "bytes":
+        return base64.b64decode(payload)
+    if kind == "json":
+        return json.loads(payload.decode("utf-8"))
+    raise DecryptionError(f"unknown value_type {kind!r} in an encrypted value")
+
+
+class EncryptedField(FernetField):
+    """A Fernet-encrypted column whose plaintext carries its value_type.
+
+    `value_type` fixes the type the column accepts (`str`, `bytes` or `json`). Lookups
+    other than isnull are refused (the ciphertext differs on every write).
+    """
+
+    _internal_type = "BinaryField"
+
+    def __init__(self, *args, value_type: str = "str", **kwargs):
+        if value_type not in VALUE_TYPES:
+            raise ImproperlyConfigured(f"value_type must be one of {VALUE_TYPES}, got {value_type!r}")
+        self.value_type = value_type
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["value_type"] = self.value_type
+        return name, path, args, kwargs
+
+    def get_db_prep_save(self, value, connection):
+        if value is None:
+            return None
+        return connection.Database.Binary(self.fernet.encrypt(encode_value(value, self.value_type)))
+
+    def from_db_value(self, value, expression, connection, *args):
+        if value is None:
+            return None
+        try:
+            plaintext = self.fernet.decrypt(bytes(value))
+        except InvalidToken:
+            raise DecryptionError(
+                f"cannot decrypt {self.model._meta.label}.{self.name}: none of FERNET_KEYS matches this value "
+                "(was a key removed before `manage.py aegis_rotate_keys` finished?)") from None
+        return decode_value(plaintext)
+
+    def to_python(self, value):
+        return value
+
+    def value_from_object(self, obj):
+        return getattr(obj, self.attname)
 
 
 def pii_text_field(**options) -> models.Field:
@@ -15,3 +104,9 @@ def pii_text_field(**options) -> models.Field:
 def pii_json_field(**options) -> models.Field:
     """A JSON column holding personal or confidential data."""
     return models.JSONField(**options)
+
+
+def secret_json_field(**options) -> models.Field:
+    """A JSON value that must never be readable at rest (e.g. a response carrying a new
+    API key's plaintext)."""
+    return EncryptedField(value_type="json", **options)

@@ -9,7 +9,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from .fields import pii_json_field, pii_text_field
+from .fields import pii_json_field, pii_text_field, secret_json_field
 
 API_KEY_PREFIX = "aegis_"
 
@@ -56,8 +56,9 @@ class Customer(models.Model):
     company = models.CharField(max_length=200, blank=True)
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="customers")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # Plain defaults, not auto_now: a restore must keep the stored times.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -65,6 +66,9 @@ class Customer(models.Model):
     def save(self, *args, **kwargs):
         if not self.customer_id:
             self.customer_id = new_public_id("cus")
+        self.updated_at = timezone.now()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "updated_at"}
         super().save(*args, **kwargs)
 
     def __str__(self) -> str:
@@ -79,7 +83,7 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=200)
     prefix = models.CharField(max_length=20, editable=False, help_text="First characters, for recognising a key.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -200,7 +204,8 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     completed = models.BooleanField(default=False)
     response_status = models.PositiveSmallIntegerField(null=True)
-    response_body = models.JSONField(null=True)
+    # May hold a new API key's plaintext (replayed to a retry), so it is encrypted at rest.
+    response_body = secret_json_field(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "method", "path", "key"],

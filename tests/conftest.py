@@ -3,7 +3,7 @@
 import importlib
 
 import pytest
-from django.db.backends.sqlite3.operations import DatabaseOperations
+from django.db.backends.sqlite3.base import DatabaseOperations  # via .base: importing .operations first is circular
 
 APPEND_ONLY = importlib.import_module("workflows.migrations.0002_append_only_and_roles")
 
@@ -25,3 +25,15 @@ def flush_around_append_only_triggers():
     DatabaseOperations.sql_flush = sql_flush
     yield
     DatabaseOperations.sql_flush = original
+
+
+def pytest_collection_modifyitems(items):
+    """Every transactional test restores the migrated contents (tiers, groups, the first
+    configuration version, schedules) with serialized_rollback. Mixing serialized and plain
+    transactional tests breaks: a plain flush re-creates content types under new ids, which
+    the next serialized restore then collides with."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+            item.add_marker(pytest.mark.django_db(*marker.args, **{**marker.kwargs, "serialized_rollback": True}),
+                            append=False)

@@ -89,7 +89,7 @@ class WorkflowListView(APIView):
                 raise ApiError(400, "invalid_request", f"type must be one of {', '.join(MACHINES)}")
             rows = rows.filter(workflow_type=kind)
         limit = request.query_params.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= LIST_MAX:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= LIST_MAX:
             raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {LIST_MAX}")
         items = [workflow_summary(w) for w in rows[: int(limit)]]
         return Response({"count": len(items), "workflows": items})

@@ -23,8 +23,10 @@ restoring the same file twice changes nothing; a conflicting row refuses the res
 from __future__ import annotations
 
 import gzip
+import base64
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -34,6 +36,7 @@ from django.utils import timezone
 
 from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
+from calibration.models import CalibrationProposal, ConfigurationVersion
 from governance.models import ApiKey, Customer, Decision, Tier
 
 from .persistence.durable import DurableWorkflowEngine
@@ -68,76 +71,86 @@ def _time(value):
     return None if value is None else ensure_utc(value)
 
 
-# --- tenants ------------------------------------------------------------------------------
-
-TIER_FIELDS = ("name", "display_name", "monthly_evaluations", "rate_per_minute", "max_keys", "monthly_price_usd",
-               "features")
-
-
-def dump_tiers():
-    for tier in Tier.objects.order_by("id").iterator(chunk_size=BATCH):
-        yield {**{f: getattr(tier, f) for f in TIER_FIELDS}, "overage_per_eval": str(tier.overage_per_eval)}
+def _as_json(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as it reads back from the file, for comparing with a stored row."""
+    return json.loads(_record_line(record))
 
 
-def restore_tiers(records):
-    existing = set(Tier.objects.filter(name__in=[r["name"] for r in records]).values_list("name", flat=True))
-    new = [Tier(**r) for r in records if r["name"] not in existing]
-    Tier.objects.bulk_create(new)
-    return len(new)
+@dataclass(frozen=True)
+class RowKind:
+    """A table backed up row by row: `to_record` serves both the dump and the check that
+    a row already present is the same as the one in the file."""
+
+    name: str
+    queryset: Callable[[], Any]
+    key: str  # the record field that identifies a row
+    lookup: str  # the model field holding that key
+    to_record: Callable[[Any], dict[str, Any]]
+    from_record: Callable[[dict[str, Any], dict[str, Any]], Any]  # (record, resolved references) -> unsaved row
+    references: Callable[[list[dict[str, Any]]], dict[str, Any]] = lambda records: {}
+    bulk: bool = True  # False where rows refer to rows of the same table (saved in order)
+
+    def dump(self) -> Iterator[dict[str, Any]]:
+        for row in self.queryset().order_by("pk").iterator(chunk_size=BATCH):
+            yield self.to_record(row)
+
+    def restore(self, records: list[dict[str, Any]]) -> int:
+        keys = [r[self.key] for r in records]
+        existing = {str(getattr(row, self.lookup)): row
+                    for row in self.queryset().filter(**{f"{self.lookup}__in": keys})}
+        fresh = []
+        for record in records:
+            present = existing.get(str(record[self.key]))
+            if present is None:
+                fresh.append(record)
+            elif _as_json(self.to_record(present)) != record:
+                raise BackupError(f"{self.name} {record[self.key]} exists with different contents; restore refused")
+        references = self.references(fresh)
+        rows = [self.from_record(record, references) for record in fresh]
+        if self.bulk:
+            self.queryset().model.objects.bulk_create(rows, batch_size=BATCH)
+        else:
+            for row in rows:
+                row.save(force_insert=True)
+        return len(rows)
+
+    def section(self) -> Section:
+        return Section(self.name, self.dump, self.restore)
 
 
-CUSTOMER_FIELDS = ("customer_id", "name", "email", "company", "status")
-
-
-def dump_customers():
-    for customer in Customer.objects.select_related("tier").order_by("id").iterator(chunk_size=BATCH):
-        yield {**{f: getattr(customer, f) for f in CUSTOMER_FIELDS}, "tier": customer.tier.name,
-               "created_at": _iso(customer.created_at), "updated_at": _iso(customer.updated_at)}
-
-
-def restore_customers(records):
-    existing = set(Customer.objects.filter(customer_id__in=[r["customer_id"] for r in records])
-                   .values_list("customer_id", flat=True))
-    tiers = {t.name: t for t in Tier.objects.all()}
-    new = []
-    for r in records:
-        if r["customer_id"] in existing:
-            continue
-        new.append(Customer(**{f: r[f] for f in CUSTOMER_FIELDS}, tier=tiers[r["tier"]],
-                            created_at=_time(r["created_at"]), updated_at=_time(r["updated_at"])))
-    Customer.objects.bulk_create(new)
-    return len(new)
-
-
-KEY_FIELDS = ("key_id", "name", "prefix", "key_hash")
-
-
-def dump_api_keys():
-    for key in ApiKey.objects.select_related("customer").order_by("id").iterator(chunk_size=BATCH):
-        yield {**{f: getattr(key, f) for f in KEY_FIELDS}, "customer_id": key.customer.customer_id,
-               "created_at": _iso(key.created_at), "revoked_at": _iso(key.revoked_at)}
-
-
-def restore_api_keys(records):
-    existing = set(ApiKey.objects.filter(key_id__in=[r["key_id"] for r in records]).values_list("key_id", flat=True))
-    customers = _customers_by_public_id(r["customer_id"] for r in records)
-    new = [ApiKey(**{f: r[f] for f in KEY_FIELDS}, customer=customers[r["customer_id"]],
-                  created_at=_time(r["created_at"]), revoked_at=_time(r["revoked_at"]))
-           for r in records if r["key_id"] not in existing]
-    ApiKey.objects.bulk_create(new)
-    return len(new)
-
-
-def _customers_by_public_id(ids) -> dict[str, Customer]:
-    wanted = set(ids) - {None}
+def _customers_of(records) -> dict[str, Any]:
+    wanted = {r["customer_id"] for r in records} - {None}
     found = {c.customer_id: c for c in Customer.objects.filter(customer_id__in=wanted)}
     missing = wanted - set(found)
     if missing:
         raise BackupError(f"records refer to unknown customer(s): {', '.join(sorted(missing))}")
-    return found
+    return {"customers": found}
 
 
-# --- decisions ----------------------------------------------------------------------------
+TIERS = RowKind(
+    "tiers", Tier.objects.all, "name", "name",
+    lambda t: {"name": t.name, "display_name": t.display_name, "monthly_evaluations": t.monthly_evaluations,
+               "rate_per_minute": t.rate_per_minute, "max_keys": t.max_keys, "monthly_price_usd": t.monthly_price_usd,
+               "features": t.features, "overage_per_eval": str(t.overage_per_eval)},
+    lambda r, refs: Tier(**r))
+
+CUSTOMER_FIELDS = ("customer_id", "name", "email", "company", "status")
+CUSTOMERS = RowKind(
+    "customers", lambda: Customer.objects.select_related("tier"), "customer_id", "customer_id",
+    lambda c: {**{f: getattr(c, f) for f in CUSTOMER_FIELDS}, "tier": c.tier.name,
+               "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at)},
+    lambda r, refs: Customer(**{f: r[f] for f in CUSTOMER_FIELDS}, tier=refs["tiers"][r["tier"]],
+                             created_at=_time(r["created_at"]), updated_at=_time(r["updated_at"])),
+    lambda records: {"tiers": {t.name: t for t in Tier.objects.all()}})
+
+KEY_FIELDS = ("key_id", "name", "prefix", "key_hash")
+API_KEYS = RowKind(
+    "api_keys", lambda: ApiKey.objects.select_related("customer"), "key_id", "key_id",
+    lambda k: {**{f: getattr(k, f) for f in KEY_FIELDS}, "customer_id": k.customer.customer_id,
+               "created_at": _iso(k.created_at), "revoked_at": _iso(k.revoked_at)},
+    lambda r, refs: ApiKey(**{f: r[f] for f in KEY_FIELDS}, customer=refs["customers"][r["customer_id"]],
+                           created_at=_time(r["created_at"]), revoked_at=_time(r["revoked_at"])),
+    _customers_of)
 
 DECISION_FIELDS = ("channel", "status", "shadow", "config_version", "idempotency_key", "request_id",
                    "proposal_summary", "agent_id", "session_id", "metadata", "estimated_impact",
@@ -146,26 +159,49 @@ DECISION_FIELDS = ("channel", "status", "shadow", "config_version", "idempotency
                    "utility_std_error", "drift_status", "request_data", "response")
 
 
-def dump_decisions():
-    rows = Decision.objects.select_related("customer", "api_key").order_by("id")
-    for decision in rows.iterator(chunk_size=BATCH):
-        yield {**{f: getattr(decision, f) for f in DECISION_FIELDS}, "decision_id": str(decision.decision_id),
-               "customer_id": decision.customer.customer_id,
-               "key_id": decision.api_key.key_id if decision.api_key else None,
-               "created_at": _iso(decision.created_at)}
+def _decision_references(records):
+    refs = _customers_of(records)
+    refs["keys"] = {k.key_id: k for k in ApiKey.objects.filter(key_id__in={r["key_id"] for r in records} - {None})}
+    return refs
 
 
-def restore_decisions(records):
-    existing = set(str(d) for d in Decision.objects.filter(decision_id__in=[r["decision_id"] for r in records])
-                   .values_list("decision_id", flat=True))
-    customers = _customers_by_public_id(r["customer_id"] for r in records)
-    keys = {k.key_id: k for k in ApiKey.objects.filter(key_id__in={r["key_id"] for r in records} - {None})}
-    new = [Decision(**{f: r[f] for f in DECISION_FIELDS}, decision_id=r["decision_id"],
-                    customer=customers[r["customer_id"]], api_key=keys.get(r["key_id"]),
-                    created_at=_time(r["created_at"]))
-           for r in records if r["decision_id"] not in existing]
-    Decision.objects.bulk_create(new)
-    return len(new)
+DECISIONS = RowKind(
+    "decisions", lambda: Decision.objects.select_related("customer", "api_key"), "decision_id", "decision_id",
+    lambda d: {**{f: getattr(d, f) for f in DECISION_FIELDS}, "decision_id": str(d.decision_id),
+               "replay_vector": base64.b64encode(bytes(d.replay_vector)).decode("ascii"),
+               "customer_id": d.customer.customer_id, "key_id": d.api_key.key_id if d.api_key else None,
+               "created_at": _iso(d.created_at)},
+    lambda r, refs: Decision(**{f: r[f] for f in DECISION_FIELDS}, decision_id=r["decision_id"],
+                             replay_vector=base64.b64decode(r["replay_vector"]),
+                             customer=refs["customers"][r["customer_id"]], api_key=refs["keys"].get(r["key_id"]),
+                             created_at=_time(r["created_at"])),
+    _decision_references)
+
+VERSION_FIELDS = ("version", "parameters", "content_hash", "source", "source_ref", "author")
+CONFIG_VERSIONS = RowKind(
+    "configuration_versions", lambda: ConfigurationVersion.objects.select_related("parent"), "version", "version",
+    lambda v: {**{f: getattr(v, f) for f in VERSION_FIELDS}, "parent": v.parent.version if v.parent else None,
+               "created_at": _iso(v.created_at)},
+    lambda r, refs: ConfigurationVersion(**{f: r[f] for f in VERSION_FIELDS}, created_at=_time(r["created_at"]),
+                                         parent=ConfigurationVersion.objects.filter(version=r["parent"]).first()),
+    bulk=False)
+
+PROPOSAL_FIELDS = ("parameter", "current_value", "proposed_value", "companion_changes", "justification",
+                   "proposed_by")
+CALIBRATION_PROPOSALS = RowKind(
+    "calibration_proposals", lambda: CalibrationProposal.objects.select_related("workflow", "base_version",
+                                                                             "applied_version"),
+    "proposal_id", "proposal_id",
+    lambda p: {**{f: getattr(p, f) for f in PROPOSAL_FIELDS}, "proposal_id": str(p.proposal_id),
+               "workflow_id": str(p.workflow.workflow_id), "base_version": p.base_version.version,
+               "applied_version": p.applied_version.version if p.applied_version else None,
+               "created_at": _iso(p.created_at)},
+    lambda r, refs: CalibrationProposal(
+        **{f: r[f] for f in PROPOSAL_FIELDS}, proposal_id=r["proposal_id"],
+        workflow=WorkflowInstance.objects.get(workflow_id=r["workflow_id"]),
+        base_version=ConfigurationVersion.objects.get(version=r["base_version"]),
+        applied_version=ConfigurationVersion.objects.filter(version=r["applied_version"]).first()
+        if r["applied_version"] else None, created_at=_time(r["created_at"])))
 
 
 # --- workflows ----------------------------------------------------------------------------
@@ -204,7 +240,7 @@ def dump_workflows():
 def restore_workflows(records):
     ids = [r["workflow_id"] for r in records]
     existing = {str(w.workflow_id): w for w in WorkflowInstance.objects.filter(workflow_id__in=ids)}
-    customers = _customers_by_public_id(r["customer_id"] for r in records)
+    customers = _customers_of(records)["customers"]
     fresh = []
     for r in records:
         present = existing.get(r["workflow_id"])
@@ -241,11 +277,9 @@ def restore_workflows(records):
 
 # Dependency order: a section may refer only to sections before it.
 SECTIONS: list[Section] = [
-    Section("tiers", dump_tiers, restore_tiers),
-    Section("customers", dump_customers, restore_customers),
-    Section("api_keys", dump_api_keys, restore_api_keys),
-    Section("decisions", dump_decisions, restore_decisions),
+    TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), CONFIG_VERSIONS.section(),
     Section("workflows", dump_workflows, restore_workflows),
+    CALIBRATION_PROPOSALS.section(),
 ]
 
 
@@ -341,7 +375,7 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                     yield "record", (section, json.loads(stripped.lstrip(",")))
                 except ValueError:
                     raise BackupError(f"line {number}: a record of section {section!r} is not valid JSON") from None
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as exc:
         raise BackupError(f"cannot read {path}: {exc}") from None
     raise BackupError("the file ends before its manifest: truncated or not an AEGIS backup")
 

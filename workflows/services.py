@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from .machines import MACHINES, Actor, Context, Effect, Event, Machine, override
 from .persistence.models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from .roles import ROLE_GROUPS
 from .serialization import utc_iso
+from .snapshot import checkpoint_data_of
 
 START_EVENT = "start"
 
@@ -45,17 +47,6 @@ def actor_for(user) -> Actor:
     groups = set(user.groups.values_list("name", flat=True))
     roles = frozenset(role for role, group in ROLE_GROUPS.items() if group in groups)
     return Actor(name=user.get_username(), id=user.pk, roles=roles)
-
-
-def checkpoint_data_of(workflow: WorkflowInstance) -> dict[str, Any]:
-    return {
-        "workflow_id": str(workflow.workflow_id),
-        "workflow_type": workflow.workflow_type,
-        "current_state": workflow.current_state,
-        "status": workflow.status,
-        "state_data": workflow.state_data,
-        "version": workflow.version,
-    }
 
 
 def _append(workflow: WorkflowInstance, machine: Machine, *, event: str, from_state: str, effect: Effect,
@@ -100,7 +91,7 @@ def lock_workflow(workflow_id) -> WorkflowInstance:
     """The workflow row, locked until the surrounding transaction ends."""
     try:
         return WorkflowInstance.objects.select_for_update().get(workflow_id=workflow_id)
-    except (WorkflowInstance.DoesNotExist, ValueError, TypeError):
+    except (WorkflowInstance.DoesNotExist, ValueError, TypeError, ValidationError):
         raise WorkflowError(f"No workflow {workflow_id}", WorkflowError.NOT_FOUND) from None
 
 
@@ -241,7 +232,7 @@ def get_workflow(workflow_id) -> WorkflowInstance:
     try:
         expire_if_due(workflow_id)
         return WorkflowInstance.objects.get(workflow_id=workflow_id)
-    except (WorkflowInstance.DoesNotExist, ValueError):
+    except (WorkflowInstance.DoesNotExist, ValueError, ValidationError):
         raise WorkflowError(f"No workflow {workflow_id}", WorkflowError.NOT_FOUND) from None
 
 

@@ -81,5 +81,10 @@ class OverrideWorkflow(Workflow):
     workflow_type = "override"
 
 
+class CalibrationWorkflow(Workflow):
+    workflow_type = "calibration"
+
+
 WORKFLOW_CLASSES: dict[str, type[Workflow]] = {
-    cls.workflow_type: cls for cls in (ProposalWorkflow, ConsensusWorkflow, OverrideWorkflow)}
+    cls.workflow_type: cls for cls in (ProposalWorkflow, ConsensusWorkflow, OverrideWorkflow, CalibrationWorkflow)}
+assert set(WORKFLOW_CLASSES) == set(MACHINES), "every machine needs its Workflow class"

@@ -242,7 +242,7 @@ class DecisionsView(ClientApiView):
                    operation_id="list_decisions")
     def get(self, request):
         raw_limit = request.query_params.get("limit", str(DECISIONS_DEFAULT_LIMIT))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= DECISIONS_MAX_LIMIT:
+        if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= DECISIONS_MAX_LIMIT:
             raise ApiError(400, "invalid_request",
                            f"limit must be an integer from 1 to {DECISIONS_MAX_LIMIT}, got {raw_limit!r}")
         decisions = Decision.objects.filter(customer=request.user.customer)

@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+from django.core.exceptions import ValidationError
+
 from ..chain import checkpoint_hash, transition_hash
+from ..snapshot import checkpoint_data_of
 from .models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 
 TRANSITION_COLUMNS = ("workflow_id", "seq", "from_state", "to_state", "triggered_by", "reason", "payload",
@@ -62,7 +65,7 @@ class DurableWorkflowEngine:
     def report(self, workflow_id) -> ChainReport:
         try:
             workflow = WorkflowInstance.objects.get(workflow_id=workflow_id)
-        except (WorkflowInstance.DoesNotExist, ValueError):
+        except (WorkflowInstance.DoesNotExist, ValueError, ValidationError):
             return ChainReport(str(workflow_id), False, f"no workflow {workflow_id}", 0, 0)
         rows = (WorkflowTransition.objects.filter(workflow=workflow).order_by("seq")
                 .values_list(*TRANSITION_COLUMNS[1:]))
@@ -99,6 +102,12 @@ class DurableWorkflowEngine:
         if problem:
             return ChainReport(workflow_id, False, problem, count, len(checkpoints), broken)
         to_state = {row[0]: row[2] for row in rows}
+        last_state = rows[-1][2] if rows else ""
+        if workflow.current_state != last_state:
+            return ChainReport(workflow_id, False, f"seq {count}: checkpoint mismatch (the workflow row's state "
+                                                   f"{workflow.current_state!r} differs from its last transition's "
+                                                   f"{last_state!r})",
+                               count, len(checkpoints), count)
         for seq, data, stored in checkpoints:
             if checkpoint_hash(data) != stored:
                 return ChainReport(workflow_id, False, f"seq {seq}: checkpoint mismatch (hash of its data differs)",
@@ -107,13 +116,16 @@ class DurableWorkflowEngine:
                 return ChainReport(workflow_id, False,
                                    f"seq {seq}: checkpoint mismatch (does not match transition {seq})",
                                    count, len(checkpoints), seq)
-        if checkpoints:
-            seq, data, _ = checkpoints[-1]
-            if seq == workflow.version and (data.get("current_state") != workflow.current_state
-                                            or data.get("state_data") != workflow.state_data):
+        if workflow.version:
+            newest = checkpoints[-1] if checkpoints else None
+            if newest is None or newest[0] != workflow.version:
                 return ChainReport(workflow_id, False,
-                                   f"seq {seq}: checkpoint mismatch (the workflow row differs from its checkpoint)",
-                                   count, len(checkpoints), seq)
+                                   f"seq {workflow.version}: checkpoint mismatch (no checkpoint of the current state)",
+                                   count, len(checkpoints), workflow.version)
+            if newest[1] != checkpoint_data_of(workflow):
+                return ChainReport(workflow_id, False,
+                                   f"seq {workflow.version}: checkpoint mismatch (the workflow row differs from "
+                                   f"its checkpoint)", count, len(checkpoints), workflow.version)
         return ChainReport(workflow_id, True, f"chain valid: {count} transitions, {len(checkpoints)} checkpoints",
                            count, len(checkpoints))
 

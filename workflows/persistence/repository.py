@@ -7,11 +7,12 @@ coroutines; each has a synchronous twin (`*_sync`) for views, commands and tasks
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from ..chain import checkpoint_hash
-from ..services import checkpoint_data_of
+from ..snapshot import checkpoint_data_of
 from ..workflow import WORKFLOW_CLASSES, Workflow
 from .durable import verify_transitions
 from .models import WorkflowCheckpoint, WorkflowInstance, WorkflowStatus, WorkflowTransition
@@ -37,7 +38,7 @@ class WorkflowPersistence:
     def load_sync(self, workflow_id) -> Workflow:
         try:
             row = WorkflowInstance.objects.prefetch_related("transitions").get(workflow_id=workflow_id)
-        except (WorkflowInstance.DoesNotExist, ValueError):
+        except (WorkflowInstance.DoesNotExist, ValueError, ValidationError):
             raise LookupError(f"no workflow {workflow_id}") from None
         return self._to_workflow(row)
 

@@ -1,0 +1,238 @@
+"""Background jobs on a real Redis broker with a real Celery worker process (not eager).
+
+Each test run starts its own redis-server on a free loopback port, and the worker
+processes use the test database. A missing redis-server FAILS these tests (install
+Debian's `redis-server`); it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from celery import Celery
+
+from aegis_site.celery import app as celery_app
+from governance.models import Customer, DriftBaseline, DriftReport, Tier
+from workflows.backup import check_backup
+from workflows.chain import checkpoint_hash, transition_hash
+from workflows.operations import scheduled_backup_path
+from workflows.persistence.models import (
+    GENESIS_HASH,
+    BackupRun,
+    ChainVerificationRun,
+    WorkflowCheckpoint,
+    WorkflowInstance,
+    WorkflowTransition,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+VISIBILITY_TIMEOUT = 3  # seconds before Redis hands an unacknowledged task to another worker
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """AEGIS_TEST_REDIS_URL (CI starts a server on a non-default port), else our own server."""
+    if os.environ.get("AEGIS_TEST_REDIS_URL"):
+        yield os.environ["AEGIS_TEST_REDIS_URL"]
+        return
+    assert os.path.exists(REDIS), "these tests need Debian's redis-server (apt-get install redis-server)"
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def answers():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(answers, 10, "redis-server to listen")
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def client(redis_url):
+    """A Celery client on the test Redis that sends tasks by name (this process's own app
+    stays eager, as configured without REDIS_URL)."""
+    app = Celery("aegis-test-client", broker=redis_url, backend=redis_url)
+    app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    yield app
+    app.close()
+
+
+class Worker:
+    """A `celery worker` process on the test database and the test Redis."""
+
+    def __init__(self, redis: str, backup_dir: Path, log: Path):
+        db = settings.DATABASES["default"]
+        if db["ENGINE"].endswith("sqlite3"):
+            database_url = f"sqlite:///{db['NAME']}"
+        else:
+            database_url = (f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/"
+                            f"{db['NAME']}")
+        env = {**os.environ, "REDIS_URL": redis, "DATABASE_URL": database_url, "BACKUP_DIR": str(backup_dir),
+               "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT), "DJANGO_SETTINGS_MODULE": "aegis_site.test_settings"}
+        self.log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "aegis_site", "worker", "--pool=solo", "--concurrency=1",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def start_worker(redis_url, tmp_path):
+    workers: list[Worker] = []
+    backup_dir = tmp_path / "backups"
+
+    def start() -> Worker:
+        worker = Worker(redis_url, backup_dir, tmp_path / "worker.log")
+        workers.append(worker)
+        return worker
+
+    start.backup_dir = backup_dir
+    start.log = tmp_path / "worker.log"
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def make_workflows(count: int, transitions: int = 5) -> None:
+    """Valid chained workflows written in bulk (fast), so a backup takes a while."""
+    now = __import__("django.utils.timezone", fromlist=["now"]).now()
+    instances = WorkflowInstance.objects.bulk_create(
+        WorkflowInstance(workflow_type="consensus", current_state="voting", status="active",
+                         state_data={"n": i}, version=transitions) for i in range(count))
+    rows, checkpoints = [], []
+    for instance in WorkflowInstance.objects.filter(version=transitions).only("id", "workflow_id"):
+        prev = GENESIS_HASH
+        for seq in range(1, transitions + 1):
+            fields = dict(workflow_id=instance.workflow_id, seq=seq, from_state="voting" if seq > 1 else "",
+                          to_state="voting", triggered_by="bench", reason="", payload={"event": "vote"},
+                          created_at=now, prev_hash=prev)
+            digest = transition_hash(**fields)
+            rows.append(WorkflowTransition(workflow_id=instance.id, hash=digest,
+                                           **{k: v for k, v in fields.items() if k != "workflow_id"}))
+            prev = digest
+        data = {"workflow_id": str(instance.workflow_id), "workflow_type": "consensus", "current_state": "voting",
+                "status": "active", "state_data": {"n": 0}, "version": transitions}
+        checkpoints.append(WorkflowCheckpoint(workflow_id=instance.id, seq=transitions, checkpoint_data=data,
+                                              hash=checkpoint_hash(data), created_at=now, created_by="bench"))
+    WorkflowTransition.objects.bulk_create(rows, batch_size=2000)
+    WorkflowCheckpoint.objects.bulk_create(checkpoints, batch_size=2000)
+    assert len(instances) == count
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_task_round_trips_through_redis_and_a_real_worker(start_worker, client):
+    worker = start_worker()
+    result = client.send_task("aegis.audit.verify_chains")
+    assert result.get(timeout=60) == {"checked": 0, "broken": 0}
+    assert ChainVerificationRun.objects.count() == 1
+    assert worker.process.poll() is None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_default_schedules_exist_and_beat_reads_them():
+    from django_celery_beat.models import PeriodicTask
+
+    celery_app.loader.import_default_modules()
+    tasks = {t.task: t for t in PeriodicTask.objects.filter(enabled=True)}
+    daily = {"aegis.drift.report_all", "aegis.backup.daily", "aegis.audit.verify_chains"}
+    assert daily | {"aegis.workflows.expire_overrides"} <= set(tasks)
+    for name in daily:
+        crontab = tasks[name].crontab
+        assert (crontab.day_of_week, crontab.day_of_month, crontab.month_of_year) == ("*", "*", "*"), name
+        assert crontab.hour.isdigit() and crontab.minute.isdigit(), name
+        assert name in celery_app.tasks, f"{name} is scheduled but no such task is registered"
+    expiry = tasks["aegis.workflows.expire_overrides"]
+    assert (expiry.interval.every, expiry.interval.period) == (5, "minutes")
+    assert "aegis.workflows.expire_overrides" in celery_app.tasks
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_worker_killed_mid_backup_is_replaced_and_the_backup_happens_exactly_once(start_worker, client):
+    make_workflows(15000)
+    day = date(2026, 11, 20)
+    first = start_worker()
+    client.send_task("aegis.backup.daily", args=[day.isoformat()])
+    wait_for(lambda: BackupRun.objects.filter(day=day, outcome=BackupRun.Outcome.RUNNING).exists(), 60,
+             "the backup task to start")
+    time.sleep(0.3)  # well inside writing the file
+    first.kill()
+    assert not BackupRun.objects.filter(day=day, outcome=BackupRun.Outcome.SUCCEEDED).exists(), \
+        "the backup finished before the worker was killed; the test proves nothing"
+    final = scheduled_backup_path(day).name
+    start_worker()
+    wait_for(lambda: BackupRun.objects.filter(day=day, outcome=BackupRun.Outcome.SUCCEEDED).exists(), 120,
+             "the redelivered backup task to finish")
+    time.sleep(VISIBILITY_TIMEOUT + 1)  # a duplicate delivery would show up by now
+    files = sorted(p.name for p in start_worker.backup_dir.iterdir())
+    assert files == [final], files
+    assert BackupRun.objects.filter(day=day).count() == 1
+    manifest = check_backup(start_worker.backup_dir / final)
+    assert manifest["counts"]["workflows"] == 15000
+    log = start_worker.log.read_text()
+    assert log.count("Task aegis.backup.daily[") - log.count("] succeeded") == 2, "the task was not redelivered"
+    assert log.count("] succeeded") == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_drift_report_task_on_a_real_worker_runs_once_per_day(start_worker, client):
+    customer = Customer.objects.create(name="Acme", tier=Tier.objects.get(name="team"))
+    DriftBaseline.objects.create(customer=customer, values=[0.01 * (i % 10) for i in range(100)], source="test",
+                                 created_by="test")
+    start_worker()
+    day = date.today().isoformat()
+    first = client.send_task("aegis.drift.report", args=[customer.pk, day]).get(timeout=60)
+    second = client.send_task("aegis.drift.report", args=[customer.pk, day]).get(timeout=60)
+    # No decisions yet: not enough current data, so no report and a clear reason.
+    assert first["report_id"] is None and "at least" in first["message"]
+    assert second == first
+    assert DriftReport.objects.count() == 0

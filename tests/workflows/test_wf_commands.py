@@ -1,0 +1,373 @@
+"""aegis_backup / aegis_restore (plain and gzip; corrupted, truncated and conflicting files
+refused with nothing restored), aegis_preflight and aegis_verify_chain."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from governance.models import ApiKey, Customer, Decision
+from workflows import services
+from workflows.machines import Actor
+from workflows.persistence.durable import DurableWorkflowEngine
+from workflows.persistence.models import WorkflowInstance
+from wf_support import (ESCALATE, HALT, PAUSE, PROCEED, RISK, all_hashes, consensus, db_counts,
+                        drop_append_only_triggers, reload, submit, wipe_workflow_tables)
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+REMOVAL_SCHEMA = ROOT / "tests" / "fixtures" / "schema" / "removal.yaml"
+
+
+def run(command, *args, **options):
+    out, err = StringIO(), StringIO()
+    call_command(command, *args, stdout=out, stderr=err, **options)
+    return out.getvalue(), err.getvalue()
+
+
+def run_refused(command, *args, **options) -> tuple[CommandError, str, str]:
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command(command, *args, stdout=out, stderr=err, **options)
+    return info.value, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def populated(make_tenant):
+    """Tenant-bound and tenant-less workflows of every type, in several states."""
+    customer, _ = make_tenant("Acme Backups")
+    halted = submit(HALT, customer=customer)
+    override = services.request_override(halted.workflow_id, actor=RISK, justification="Needed — für den Start")
+    services.fire_event(override.workflow_id, "approve", actor=RISK, comment="ok")
+    submit(PAUSE)
+    submit(PROCEED)
+    escalated = submit(ESCALATE)
+    services.fire_event(escalated.workflow_id, "reject", actor=RISK, comment="no")
+    vote = consensus(["ann", "ben"], customer=customer)
+    services.fire_event(vote.workflow_id, "vote", actor=Actor("ann"), params={"vote": "approve"})
+    return {"customer": customer, "halted": halted, "override": override, "vote": vote}
+
+
+def tenant_state():
+    return (sorted(Customer.objects.values_list("customer_id", "name", "tier__name", "status")),
+            sorted(ApiKey.objects.values_list("key_id", "prefix", "key_hash")),
+            sorted(str(d) for d in Decision.objects.values_list("decision_id", flat=True)))
+
+
+def empty_database():
+    """Empty every table the backup restores rows into (tiers come from a migration and stay).
+    Plain DELETEs, not the ORM's cascade: it would visit every model that refers to a tenant."""
+    wipe_workflow_tables()
+    with connection.cursor() as cursor:
+        for model in (Decision, ApiKey, Customer):
+            cursor.execute(f"DELETE FROM {model._meta.db_table}")
+    assert db_counts() == (0, 0, 0) and Customer.objects.count() == 0
+
+
+def all_chains_valid():
+    reports = list(DurableWorkflowEngine().verify_all())
+    assert reports and all(r.is_valid for r in reports), [r.message for r in reports if not r.is_valid]
+    return len(reports)
+
+
+# --- backup and restore ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["backup.json", "backup.json.gz"])
+def test_backup_empty_database_restore_gives_identical_verified_chains(populated, tmp_path, name):
+    path = tmp_path / name
+    hashes, tenants, counts = all_hashes(), tenant_state(), db_counts()
+    out, _ = run("aegis_backup", output=str(path))
+    assert f"Backup written to {path}" in out and f"workflows {counts[0]}" in out
+    with open(path, "rb") as f:
+        assert (f.read(2) == b"\x1f\x8b") == name.endswith(".gz")
+
+    empty_database()
+    out, _ = run("aegis_restore", str(path))
+    assert f"workflows {counts[0]}" in out and "every audit chain verified" in out
+    assert all_hashes() == hashes
+    assert tenant_state() == tenants
+    assert db_counts() == counts
+    assert all_chains_valid() == counts[0]
+    customer = Customer.objects.get(customer_id=populated["customer"].customer_id)
+    assert set(WorkflowInstance.objects.filter(customer=customer).values_list("workflow_id", flat=True)) == {
+        populated["halted"].workflow_id, populated["override"].workflow_id, populated["vote"].workflow_id}
+    # the restored workflows keep working
+    services.fire_event(populated["vote"].workflow_id, "vote", actor=Actor("ben"), params={"vote": "approve"})
+    assert reload(populated["vote"]).current_state == "approved"
+
+
+@pytest.mark.parametrize("name", ["backup.json", "backup.json.gz"])
+def test_restoring_twice_changes_nothing(populated, tmp_path, name):
+    path = tmp_path / name
+    run("aegis_backup", output=str(path))
+    hashes, tenants, counts = all_hashes(), tenant_state(), db_counts()
+    out, _ = run("aegis_restore", str(path))  # onto the database it came from
+    assert ("inserted tiers 0, customers 0, api_keys 0, decisions 0, configuration_versions 0, workflows 0, "
+            "calibration_proposals 0") in out
+    empty_database()
+    run("aegis_restore", str(path))
+    out, _ = run("aegis_restore", str(path))
+    assert "workflows 0" in out and "customers 0" in out
+    assert (all_hashes(), tenant_state(), db_counts()) == (hashes, tenants, counts)
+
+
+def flip_byte_in_a_record(text: str) -> str:
+    """Change one character inside a workflow record (still valid JSON)."""
+    marker = '"current_state":"in_review"'
+    assert marker in text
+    return text.replace(marker, '"current_state":"in_reviex"', 1)
+
+
+def break_json_in_a_record(text: str) -> str:
+    marker = '"workflow_type":"consensus"'
+    assert marker in text
+    return text.replace(marker, '"workflow_type"X"consensus"', 1)
+
+
+def read_text(path: Path) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return f.read()
+
+
+def write_text(path: Path, text: str) -> None:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+
+
+def assert_nothing_restored(expected_counts, expected_tenants):
+    assert db_counts() == expected_counts
+    assert tenant_state() == expected_tenants
+
+
+@pytest.mark.parametrize("name", ["backup.json", "backup.json.gz"])
+@pytest.mark.parametrize("damage, reason", [
+    (flip_byte_in_a_record, "SHA-256 mismatch"),
+    (break_json_in_a_record, "is not valid JSON"),
+    (lambda text: text[: len(text) // 2], ""),
+    (lambda text: text[: text.index('"manifest"')], "ends before its manifest"),
+    (lambda text: text.replace('"sections": {', '"sections":{', 1), "unexpected first line"),
+], ids=["flipped-byte", "broken-json", "truncated-mid-record", "manifest-cut", "not-a-backup"])
+def test_damaged_backup_is_refused_and_nothing_restored(populated, tmp_path, name, damage, reason):
+    path = tmp_path / name
+    run("aegis_backup", output=str(path))
+    write_text(path, damage(read_text(path)))
+    empty_database()
+    counts, tenants = db_counts(), tenant_state()
+    error, _, _ = run_refused("aegis_restore", str(path))
+    assert str(error).startswith("restore refused, nothing was changed:")
+    assert reason in str(error)
+    assert_nothing_restored(counts, tenants)
+
+
+def gzip_member_corrupted(raw: bytes, want) -> bytes:
+    """`raw` with one bit flipped in the middle of its compressed body, at the first position
+    from there where decompressing fails with an exception of type `want`."""
+    for position in range(len(raw) // 2, len(raw) - 8):
+        candidate = bytearray(raw)
+        candidate[position] ^= 0x01
+        try:
+            gzip.decompress(bytes(candidate))
+        except want:
+            return bytes(candidate)
+        except Exception:  # noqa: BLE001 — another kind of failure: try the next byte
+            continue
+    raise AssertionError(f"no single-bit flip gives {want}")
+
+
+@pytest.mark.parametrize("want", [gzip.BadGzipFile, zlib.error], ids=["crc-error", "deflate-error"])
+def test_gzip_backup_with_a_flipped_compressed_byte_is_refused(populated, tmp_path, want):
+    path = tmp_path / "backup.json.gz"
+    run("aegis_backup", output=str(path))
+    path.write_bytes(gzip_member_corrupted(path.read_bytes(), want))
+    empty_database()
+    counts, tenants = db_counts(), tenant_state()
+    error, _, _ = run_refused("aegis_restore", str(path))
+    assert str(error).startswith("restore refused, nothing was changed:")
+    assert_nothing_restored(counts, tenants)
+
+
+def test_gzip_backup_truncated_in_the_middle_is_refused(populated, tmp_path):
+    path = tmp_path / "backup.json.gz"
+    run("aegis_backup", output=str(path))
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    empty_database()
+    error, _, _ = run_refused("aegis_restore", str(path))
+    assert "nothing was changed" in str(error)
+    assert db_counts() == (0, 0, 0)
+
+
+def test_backup_that_conflicts_with_an_existing_workflow_is_refused(populated, tmp_path):
+    path = tmp_path / "backup.json"
+    run("aegis_backup", output=str(path))
+    # after the backup: one workflow moves on, another (with its history) is lost
+    vote = populated["vote"]
+    services.fire_event(vote.workflow_id, "vote", actor=Actor("ben"), params={"vote": "reject"})
+    lost = reload(populated["override"])
+    drop_append_only_triggers()
+    with connection.cursor() as cursor:
+        for table in ("workflows_workflowcheckpoint", "workflows_workflowtransition"):
+            cursor.execute(f"DELETE FROM {table} WHERE workflow_id = %s", [lost.pk])
+        cursor.execute("DELETE FROM workflows_workflowinstance WHERE id = %s", [lost.pk])
+    hashes, counts, tenants = all_hashes(), db_counts(), tenant_state()
+    error, _, _ = run_refused("aegis_restore", str(path))
+    assert f"workflow {vote.workflow_id} exists with a different history" in str(error)
+    assert (all_hashes(), db_counts(), tenant_state()) == (hashes, counts, tenants)
+    assert not WorkflowInstance.objects.filter(workflow_id=lost.workflow_id).exists()
+
+
+def test_backup_whose_tenant_record_conflicts_with_an_existing_one_is_refused(populated, tmp_path):
+    """backup.py: rows that exist identically are skipped; a conflicting row refuses the restore."""
+    path = tmp_path / "backup.json"
+    run("aegis_backup", output=str(path))
+    customer = populated["customer"]
+    Customer.objects.filter(pk=customer.pk).update(name="Someone Else Entirely", email="x@example.com")
+    lost = reload(populated["vote"])
+    drop_append_only_triggers()
+    with connection.cursor() as cursor:
+        for table in ("workflows_workflowcheckpoint", "workflows_workflowtransition"):
+            cursor.execute(f"DELETE FROM {table} WHERE workflow_id = %s", [lost.pk])
+        cursor.execute("DELETE FROM workflows_workflowinstance WHERE id = %s", [lost.pk])
+    counts, tenants = db_counts(), tenant_state()
+    error, _, _ = run_refused("aegis_restore", str(path))
+    assert customer.customer_id in str(error)
+    assert (db_counts(), tenant_state()) == (counts, tenants)
+
+
+def test_backup_of_a_broken_chain_is_refused_on_restore(populated, tmp_path):
+    path = tmp_path / "backup.json"
+    halted = reload(populated["halted"])
+    drop_append_only_triggers()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE workflows_workflowtransition SET reason = 'rewritten' WHERE workflow_id = %s "
+                       "AND seq = 2", [halted.pk])
+    run("aegis_backup", output=str(path))  # a faithful copy of a tampered database
+    empty_database()
+    error, _, _ = run_refused("aegis_restore", str(path))
+    assert f"workflow {halted.workflow_id}: seq 2: hash mismatch" in str(error)
+    assert db_counts() == (0, 0, 0) and Customer.objects.count() == 0
+
+
+def test_restore_of_a_missing_file_is_refused(tmp_path):
+    error, _, _ = run_refused("aegis_restore", str(tmp_path / "nope.json"))
+    assert "file not found" in str(error)
+
+
+def test_backup_carries_configuration_versions_and_calibration_proposals(tmp_path):
+    """PLATFORM.md §5: the backup holds configuration versions and calibration proposals
+    too, and restores them."""
+    from calibration import services as calibration_services
+    from calibration.models import CalibrationProposal, ConfigurationVersion
+
+    proposal = calibration_services.propose("tau_warning", 0.25, "Fewer false alarms", actor=RISK)
+    path = tmp_path / "backup.json"
+    run("aegis_backup", output=str(path))
+    text = path.read_text(encoding="utf-8")
+    for version in ConfigurationVersion.objects.all():
+        assert version.content_hash in text
+    assert str(proposal.proposal_id) in text
+    CalibrationProposal.objects.all().delete()
+    wipe_workflow_tables()
+    run("aegis_restore", str(path))
+    restored = CalibrationProposal.objects.get(proposal_id=proposal.proposal_id)
+    assert restored.workflow.workflow_id == proposal.workflow.workflow_id
+
+
+# --- preflight -------------------------------------------------------------------------------
+
+def test_preflight_passes_on_a_clean_database(populated, tmp_path):
+    backup = tmp_path / "pre-upgrade.json.gz"
+    out, _ = run("aegis_preflight", backup=str(backup))
+    assert "Preflight passed: nothing blocks the upgrade." in out
+    assert f"[OK  ] backup written to {backup}" in out
+    assert f"audit chains: {WorkflowInstance.objects.count()} verified, 0 broken" in out
+    assert "[FAIL]" not in out
+    assert backup.exists()
+
+
+def test_preflight_fails_on_a_tampered_chain_naming_the_workflow(populated, tmp_path):
+    vote = reload(populated["vote"])
+    drop_append_only_triggers()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM workflows_workflowtransition WHERE workflow_id = %s AND seq = 1", [vote.pk])
+    error, out, _ = run_refused("aegis_preflight", backup=str(tmp_path / "b.json"))
+    assert error.returncode == 1
+    assert f"broken chain {vote.workflow_id}: seq 1: gap in seq" in out
+    assert "[FAIL] audit chains:" in out and "1 broken" in out
+    assert "Upgrade blocked by 1 problem(s):" in out
+
+
+def test_preflight_reports_a_breaking_target_schema(populated, tmp_path):
+    error, out, _ = run_refused("aegis_preflight", target_schema=str(REMOVAL_SCHEMA), backup=str(tmp_path / "b.json"))
+    assert error.returncode == 1
+    assert "breaking" in out
+    assert "[FAIL] schema" in out
+    assert "Upgrade blocked" in out
+
+
+# --- aegis_verify_chain ----------------------------------------------------------------------
+
+def test_verify_chain_all_on_valid_chains(populated):
+    out, err = run("aegis_verify_chain", all=True)
+    total = WorkflowInstance.objects.count()
+    assert out.strip() == f"{total} workflow(s) checked, 0 broken." and err == ""
+
+
+def test_verify_chain_one_workflow(populated):
+    vote = populated["vote"]
+    out, _ = run("aegis_verify_chain", str(vote.workflow_id))
+    assert out.splitlines() == [f"OK {vote.workflow_id}: chain valid: 2 transitions, 2 checkpoints",
+                                "1 workflow(s) checked, 0 broken."]
+
+
+def test_verify_chain_reports_a_broken_chain(populated):
+    halted = reload(populated["halted"])
+    drop_append_only_triggers()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE workflows_workflowtransition SET triggered_by = 'mallory' WHERE workflow_id = %s "
+                       "AND seq = 3", [halted.pk])
+    total = WorkflowInstance.objects.count()
+    error, out, err = run_refused("aegis_verify_chain", all=True)
+    assert error.returncode == 1 and "1 audit chain(s) failed verification" in str(error)
+    assert err.strip().startswith(f"BROKEN {halted.workflow_id}: seq 3: hash mismatch")
+    assert len(err.strip().splitlines()) == 1
+    assert f"{total} workflow(s) checked, 1 broken." in out
+    error, out, err = run_refused("aegis_verify_chain", str(halted.workflow_id))
+    assert error.returncode == 1 and f"BROKEN {halted.workflow_id}: seq 3: hash mismatch" in err
+    out, _ = run("aegis_verify_chain", str(populated["vote"].workflow_id))  # the others are fine
+    assert "0 broken" in out
+
+
+@pytest.mark.parametrize("args, options, text", [
+    ((), {}, "give either a WORKFLOW_ID or --all"),
+    (("00000000-0000-0000-0000-000000000000",), {"all": True}, "give either a WORKFLOW_ID or --all"),
+])
+def test_verify_chain_needs_exactly_one_target(args, options, text):
+    error, _, _ = run_refused("aegis_verify_chain", *args, **options)
+    assert text in str(error)
+
+
+@pytest.mark.parametrize("workflow_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid"])
+def test_verify_chain_of_an_unknown_workflow_fails_cleanly(workflow_id):
+    assert DurableWorkflowEngine().verify_audit_chain(workflow_id) == (False, f"no workflow {workflow_id}")
+    error, _, err = run_refused("aegis_verify_chain", workflow_id)
+    assert error.returncode == 1 and f"BROKEN {workflow_id}: no workflow {workflow_id}" in err
+
+
+@pytest.mark.parametrize("call", ["fire_event", "get_workflow", "expire_if_due"])
+def test_malformed_workflow_id_is_not_found(call):
+    with pytest.raises(services.WorkflowError) as info:
+        if call == "fire_event":
+            services.fire_event("not-a-uuid", "approve", actor=RISK, comment="x")
+        else:
+            getattr(services, call)("not-a-uuid")
+    assert info.value.code == services.WorkflowError.NOT_FOUND
