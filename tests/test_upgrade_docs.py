@@ -30,7 +30,7 @@ def wipe_workflows():
     tables = ["workflows_workflowcheckpoint", "workflows_workflowtransition", "workflows_workflowinstance"]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("TRUNCATE " + ", ".join(tables))
+            cursor.execute("TRUNCATE " + ", ".join(tables) + " CASCADE")
             return
         for statement in APPEND_ONLY.SQLITE_BACKWARD:
             cursor.execute(statement)
