@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "governance.api.middleware.RequestIdMiddleware",
+    "governance.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -174,6 +175,9 @@ AEGIS_IDEMPOTENCY_STALE_SECONDS = env_int("AEGIS_IDEMPOTENCY_STALE_SECONDS", 120
 
 # Override requests expire this many hours after they are made (PLATFORM.md §4).
 AEGIS_OVERRIDE_EXPIRY_HOURS = env_int("AEGIS_OVERRIDE_EXPIRY_HOURS", 24)
+
+# /metrics: open to loopback clients; with a token, to anyone presenting it as a bearer token.
+AEGIS_METRICS_TOKEN = os.environ.get("AEGIS_METRICS_TOKEN", "")
 
 # Backups written by `aegis_backup` and the daily task.
 BACKUP_DIR = Path(os.environ.get("BACKUP_DIR") or BASE_DIR / "backups")

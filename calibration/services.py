@@ -19,6 +19,7 @@ from governance.engine import CALIBRATABLE_PARAMETERS, AegisConfig, ConfigError,
 from governance.engine.decide import STATUSES
 from governance.engine.replay import REPLAY_FIELDS, unpack_replay
 from governance.models import Decision, DriftReport
+from governance.telemetry import Event, emit
 from workflows import services as workflow_services
 from workflows.chain import canonical_json, sha256_hex
 from workflows.machines import Actor
@@ -28,6 +29,7 @@ from .models import CalibrationProposal, ConfigurationVersion
 from .versions import active_config, config_of, content_hash
 
 OPEN_STATES = ("proposed", "approved")
+STEP_EVENTS = {"approve": Event.CALIBRATION_APPROVED, "reject": Event.CALIBRATION_REJECTED}
 PREVIEW_EXAMPLES = 5
 
 
@@ -105,6 +107,8 @@ def propose(parameter: Any, new_value: Any, justification: str, *, actor: Actor,
         proposal.workflow = workflow_services.start_workflow(
             "calibration", actor=actor, data=data, comment=proposal.justification, request_id=request_id)
         proposal.save()
+        emit(Event.CALIBRATION_PROPOSED, actor=actor.name, subject=str(proposal.proposal_id), request_id=request_id,
+             data={"parameter": parameter, "from": current, "to": value, "companions": companion_changes})
     return proposal
 
 
@@ -131,6 +135,8 @@ def _mark_stale_locked(workflow, changed: tuple[str, float], request_id: str) ->
     workflow_services.fire_locked(workflow, "mark_stale", actor=Actor.system("aegis-calibration"),
                                   comment=f"{name} is now {active_value:g} in the active configuration",
                                   params={"active_value": active_value}, request_id=request_id, now=timezone.now())
+    emit(Event.CALIBRATION_STALE, actor="aegis-calibration", subject=str(workflow.workflow_id), request_id=request_id,
+         data={"parameter": name, "active_value": active_value})
 
 
 def _step(proposal_id, event: str, *, actor: Actor, comment: str, request_id: str) -> CalibrationProposal:
@@ -151,6 +157,8 @@ def _step(proposal_id, event: str, *, actor: Actor, comment: str, request_id: st
                                               request_id=request_id, now=timezone.now(), trusted=False)
             except workflow_services.WorkflowError as exc:
                 raise _from_workflow_error(exc) from None
+            emit(STEP_EVENTS[event], actor=actor.name, subject=str(proposal.proposal_id), request_id=request_id,
+                 data={"parameter": proposal.parameter, "comment": comment})
     if stale_message:
         raise CalibrationError(stale_message, workflow_services.WorkflowError.CONFLICT)
     return get_proposal(proposal_id)
@@ -200,6 +208,8 @@ def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVe
             except workflow_services.WorkflowError as exc:
                 raise _from_workflow_error(exc) from None
             CalibrationProposal.objects.filter(pk=proposal.pk).update(applied_version=created)
+            emit(Event.CALIBRATION_APPLIED, actor=actor.name, subject=str(proposal.proposal_id), request_id=request_id,
+                 data={"parameter": proposal.parameter, "version": created.version})
             _stale_siblings(proposal, created, request_id)
     if stale_message:
         raise CalibrationError(stale_message, workflow_services.WorkflowError.CONFLICT)

@@ -20,6 +20,7 @@ from workflows.machines import Actor
 from .engine.drift import DriftMonitor
 from .engine.inputs import DRIFT_MAX_VALUES
 from .models import Customer, Decision, DriftBaseline, DriftReport
+from .telemetry import Event, emit
 
 DRIFT_MONITOR_ACTOR = "drift-monitor"
 WARNING_OR_WORSE = ("warning", "critical")
@@ -128,6 +129,9 @@ def run_drift_report(customer: Customer, day: date) -> tuple[DriftReport | None,
                 status=result.status, action=result.action, message=result.message, n_current=result.n_current,
                 n_baseline=result.n_baseline, tau_warning=config.tau_warning, tau_critical=config.tau_critical,
                 config_version=version)
+            emit(Event.DRIFT_REPORT, actor="aegis-drift", subject=customer.customer_id,
+                 data={"tenant": customer.customer_id, "day": day.isoformat(), "status": result.status,
+                       "kl_divergence": result.kl_divergence})
             open_recalibration_if_sustained(customer)
     except IntegrityError:  # a concurrent run (or a redelivered task) made it first
         return DriftReport.objects.get(customer=customer, day=day), f"already reported for {day}"

@@ -252,3 +252,28 @@ class DriftReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer.name} {self.day}: {self.status} (KL {self.kl_divergence:.4f})"
+
+
+class TelemetryEvent(models.Model):
+    """An append-only telemetry record (see governance.telemetry for the event registry)."""
+
+    name = models.CharField(max_length=40, db_index=True)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = pii_text_field(blank=True)
+    subject = models.CharField(max_length=100, blank=True, help_text="What it is about: a decision, workflow, …")
+    data = pii_json_field(default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("telemetry events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("telemetry events are append-only")
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.name}"

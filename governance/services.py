@@ -5,6 +5,7 @@ itself, so no caller can skip them."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from .engine.drift import DriftMonitor
 from .engine.inputs import ProposalInput
 from .engine.replay import pack_replay
 from .models import ApiKey, Customer, Decision, SandboxUsage, Tier, UsageCounter
+from .telemetry import Event, emit
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ def _decide(proposal: ProposalInput, customer: Customer | None, now):
 
 def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_key: str = "") -> dict[str, Any]:
     """Decide on a proposal, record it and count it against the tenant's quota."""
+    started = time.perf_counter()
     now = timezone.now()
     month = month_of(now)
     with transaction.atomic():
@@ -116,6 +119,11 @@ def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_
             config_version=body["config_version"], idempotency_key=idempotency_key or "",
             request_id=ctx.request_id, **_decision_columns(proposal, drift, body["status"]), response=body)
         _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
+        emit(Event.DECISION_MADE, actor=proposal.agent_id, subject=body["decision_id"], request_id=ctx.request_id,
+             data={"status": body["status"], "shadow": proposal.shadow_mode, "channel": ctx.channel,
+                   "config_version": body["config_version"], "tenant": customer.customer_id,
+                   "gates": {name: gate["passed"] for name, gate in body["gates"].items()},
+                   "latency_seconds": time.perf_counter() - started})
     return body
 
 

@@ -38,6 +38,7 @@ from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from governance.models import ApiKey, Customer, Decision, Tier
+from governance.telemetry import Event, emit
 
 from .persistence.durable import DurableWorkflowEngine
 from .persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
@@ -429,4 +430,5 @@ def restore_backup(path: str | Path) -> dict[str, int]:
         for report in DurableWorkflowEngine().verify_all():
             if not report.is_valid:
                 raise BackupError(f"workflow {report.workflow_id}: {report.message}; restore refused")
+        emit(Event.BACKUP_RESTORED, actor="aegis-restore", subject=str(path), data={"inserted": inserted})
     return inserted

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from governance.telemetry import Event, emit
+
 from .backup import write_backup
 from .persistence.durable import DurableWorkflowEngine
 from .persistence.models import BackupRun, ChainVerificationRun
@@ -35,11 +37,16 @@ def run_scheduled_backup(day: date) -> BackupRun:
         path.parent.mkdir(parents=True, exist_ok=True)
         manifest = write_backup(path)  # written beside the target and renamed: never half a file
     except Exception as exc:
-        BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.FAILED, error=str(exc)[:2000],
-                                                   finished_at=timezone.now())
+        with transaction.atomic():
+            BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.FAILED, error=str(exc)[:2000],
+                                                       finished_at=timezone.now())
+            emit(Event.BACKUP_FAILED, actor="aegis-scheduler", subject=str(path), data={"error": str(exc)[:500]})
         raise
-    BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.SUCCEEDED, sha256=manifest["sha256"],
-                                               counts=manifest["counts"], error="", finished_at=timezone.now())
+    with transaction.atomic():
+        BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.SUCCEEDED, sha256=manifest["sha256"],
+                                                   counts=manifest["counts"], error="", finished_at=timezone.now())
+        emit(Event.BACKUP_SUCCEEDED, actor="aegis-scheduler", subject=str(path),
+             data={"sha256": manifest["sha256"], "counts": manifest["counts"]})
     rotate_backups(Path(settings.BACKUP_DIR), settings.AEGIS_BACKUP_KEEP)
     run.refresh_from_db()
     return run
@@ -64,8 +71,11 @@ def verify_all_chains() -> ChainVerificationRun:
         checked += 1
         if not report.is_valid:
             failures.append({"workflow_id": report.workflow_id, "message": report.message})
-    ChainVerificationRun.objects.filter(pk=run.pk).update(
-        checked=checked, broken=len(failures), failures=failures[:FAILURES_KEPT], finished_at=timezone.now())
+    with transaction.atomic():
+        ChainVerificationRun.objects.filter(pk=run.pk).update(
+            checked=checked, broken=len(failures), failures=failures[:FAILURES_KEPT], finished_at=timezone.now())
+        emit(Event.AUDIT_VERIFIED, actor="aegis-scheduler", subject=str(run.pk),
+             data={"checked": checked, "broken": len(failures)})
     run.refresh_from_db()
     return run
 

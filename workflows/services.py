@@ -17,6 +17,7 @@ from django.utils import timezone
 from calibration.versions import active_config
 from governance.engine.decide import pcw_decide
 from governance.engine.inputs import ProposalInput
+from governance import telemetry
 
 from .chain import checkpoint_hash, transition_hash
 from .machines import MACHINES, Actor, Context, Effect, Event, Machine, override_binding_hash
@@ -26,6 +27,8 @@ from .serialization import utc_iso
 from .snapshot import checkpoint_data_of
 
 START_EVENT = "start"
+OVERRIDE_OUTCOMES = {"approved": telemetry.Event.OVERRIDE_APPROVED, "rejected": telemetry.Event.OVERRIDE_REJECTED,
+                     "expired": telemetry.Event.OVERRIDE_EXPIRED}
 
 
 class WorkflowError(Exception):
@@ -70,6 +73,10 @@ def _append(workflow: WorkflowInstance, machine: Machine, *, event: str, from_st
     data = checkpoint_data_of(workflow)
     WorkflowCheckpoint.objects.create(workflow=workflow, seq=seq, checkpoint_data=data,
                                       hash=checkpoint_hash(data), created_at=now, created_by=actor.name)
+    telemetry.emit(telemetry.Event.WORKFLOW_TRANSITION, actor=actor.name, subject=str(workflow.workflow_id),
+                   request_id=request_id,
+         data={"workflow_type": workflow.workflow_type, "event": event, "from_state": from_state,
+               "to_state": effect.target, "seq": seq})
     return transition
 
 
@@ -242,6 +249,9 @@ def _after_transition(workflow: WorkflowInstance, transition: WorkflowTransition
     """An override's outcome moves its proposal on, in the same transaction."""
     if workflow.workflow_type != "override" or transition.to_state not in {"approved", "rejected", "expired"}:
         return
+    telemetry.emit(OVERRIDE_OUTCOMES[transition.to_state], actor=transition.triggered_by,
+                   subject=str(workflow.workflow_id),
+         request_id=request_id, data={"proposal_workflow_id": workflow.state_data["proposal_workflow_id"]})
     proposal = lock_workflow(workflow.state_data["proposal_workflow_id"])
     event = "override_granted" if transition.to_state == "approved" else "override_denied"
     if proposal.current_state == "override_requested":
@@ -305,6 +315,9 @@ def request_override(proposal_workflow_id, *, actor: Actor, justification: str, 
                                   comment=justification, request_id=request_id, now=now)
         fire_locked(proposal, "request_override", actor=actor, comment=justification,
                      params={"override_workflow_id": str(override.workflow_id)}, request_id=request_id, now=now)
+        telemetry.emit(telemetry.Event.OVERRIDE_REQUESTED, actor=actor.name, subject=str(override.workflow_id),
+                       request_id=request_id,
+             data={"proposal_workflow_id": str(proposal.workflow_id), "failed_gates": failed})
     return override
 
 

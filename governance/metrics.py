@@ -1,0 +1,72 @@
+"""Prometheus metrics (PLATFORM.md §7), and the /metrics endpoint.
+
+Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory
+before the server starts (see aegis_site/gunicorn.conf.py): each worker then writes its
+samples there and /metrics aggregates them, whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import time
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+DECISIONS = Counter("aegis_decisions_total", "Decisions made", ["status", "shadow"])
+GATE_RESULTS = Counter("aegis_gate_results_total", "Gate evaluations", ["gate", "result"])
+DECISION_LATENCY = Histogram("aegis_decision_latency_seconds", "Time to decide and record one proposal",
+                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+DRIFT_KL = Gauge("aegis_drift_kl_divergence", "Latest daily KL divergence per tenant", ["tenant"],
+                 multiprocess_mode="mostrecent")
+CALIBRATION_PROPOSALS = Counter("aegis_calibration_proposals_total", "Calibration proposal steps", ["status"])
+AUDIT_VERIFICATIONS = Counter("aegis_audit_verifications_total", "Audit chain verification runs", ["result"])
+WORKFLOW_TRANSITIONS = Counter("aegis_workflow_transitions_total", "Workflow transitions", ["workflow_type"])
+BACKUPS = Counter("aegis_backups_total", "Scheduled backups", ["result"])
+HTTP_REQUESTS = Counter("aegis_http_requests_total", "HTTP requests", ["method", "status"])
+HTTP_LATENCY = Histogram("aegis_http_request_duration_seconds", "HTTP request duration", ["method"])
+
+
+class RequestMetricsMiddleware:
+    """Counts every request by method and status, and times it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        method = request.method if request.method in {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"} else "OTHER"
+        HTTP_REQUESTS.labels(method=method, status=str(response.status_code)).inc()
+        HTTP_LATENCY.labels(method=method).observe(time.perf_counter() - started)
+        return response
+
+
+def _allowed(request) -> bool:
+    """With AEGIS_METRICS_TOKEN set, a matching bearer token; otherwise loopback clients only."""
+    token = settings.AEGIS_METRICS_TOKEN
+    if token:
+        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        return scheme.lower() == "bearer" and secrets.compare_digest(given.strip(), token)
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+def metrics_view(request):
+    if not _allowed(request):
+        return JsonResponse({"error": "Metrics are served to loopback clients or with AEGIS_METRICS_TOKEN",
+                             "code": "forbidden", "request_id": getattr(request, "aegis_request_id", "")},
+                            status=403)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        output = generate_latest(registry)
+    else:
+        output = generate_latest()
+    return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
