@@ -1,9 +1,10 @@
 """Idempotency-Key handling (API.md): scope (tenant, method, path, key), kept 24 hours.
 
-A request first *claims* its key in a short transaction of its own (the unique
-constraint makes concurrent claims race safely); the work and the stored outcome then
-commit together, so a replay always returns exactly what the first request answered.
-Only successful outcomes are kept: a failed first attempt frees the key for a retry.
+The work and its stored outcome commit together (one transaction per request), and the
+unique constraint on the scope decides between concurrent twins, so a replay always
+returns exactly what the first request answered. Only successful outcomes are kept: a
+failed first attempt leaves the key free for a retry. (A record left unfinished answers
+409 while it is fresh; one older than AEGIS_IDEMPOTENCY_STALE_SECONDS is cleared.)
 """
 
 from __future__ import annotations
@@ -45,53 +46,47 @@ def _stale_after() -> timedelta:
 
 def run_idempotent(customer: Customer, method: str, path: str, key: str | None, data: Any,
                    work: Callable[[], tuple[int, dict[str, Any]]]) -> Outcome:
-    """Run `work` once per key; `work` runs inside the transaction that stores its outcome."""
+    """Run `work` once per key. The outcome is stored in the same transaction as the work,
+    so there is one commit per request; a concurrent twin loses on the unique constraint,
+    its work rolls back, and it answers with the winner's stored outcome."""
     if not key:
         with transaction.atomic():
             return Outcome(*work())
     if len(key) > MAX_KEY_LENGTH:
         raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters")
+    scope = {"customer": customer, "method": method, "path": path, "key": key}
     fingerprint = body_fingerprint(data)
-    record, replay = _claim(customer, method, path, key, fingerprint)
+    replay = _earlier_outcome(scope, fingerprint)
     if replay is not None:
         return replay
     try:
         with transaction.atomic():
             status, body = work()
-            IdempotencyRecord.objects.filter(pk=record.pk).update(
-                completed=True, response_status=status, response_body=body)
+            IdempotencyRecord.objects.create(request_hash=fingerprint, created_at=timezone.now(), completed=True,
+                                             response_status=status, response_body=body, **scope)
         return Outcome(status, body)
-    except BaseException:
-        IdempotencyRecord.objects.filter(pk=record.pk, completed=False).delete()
-        raise
+    except IntegrityError:
+        replay = _earlier_outcome(scope, fingerprint)
+        if replay is None:
+            raise
+        return replay
 
 
-def _claim(customer, method, path, key, fingerprint) -> tuple[IdempotencyRecord | None, Outcome | None]:
-    scope = {"customer": customer, "method": method, "path": path, "key": key}
-    for _ in range(3):
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                return IdempotencyRecord.objects.create(request_hash=fingerprint, created_at=now, **scope), None
-        except IntegrityError:
-            pass
-        existing = IdempotencyRecord.objects.filter(**scope).first()
-        if existing is None:
-            continue  # freed meanwhile: claim again
-        if existing.created_at < now - RETENTION:
-            IdempotencyRecord.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
-            continue
-        if existing.request_hash != fingerprint:
-            raise ApiError(422, "idempotency_mismatch", MISMATCH_MESSAGE)
-        if existing.completed:
-            return None, Outcome(existing.response_status, existing.response_body, replayed=True)
-        if existing.created_at < now - _stale_after():
-            # The first request's process died mid-way: take the key over, exactly once.
-            taken = IdempotencyRecord.objects.filter(pk=existing.pk, created_at=existing.created_at,
-                                                     completed=False).update(created_at=now)
-            if taken:
-                existing.created_at = now
-                return existing, None
-            continue
-        raise ApiError(409, "idempotency_in_flight", IN_FLIGHT_MESSAGE)
+def _earlier_outcome(scope: dict[str, Any], fingerprint: str) -> Outcome | None:
+    """The stored outcome for this key (replayed), or an error; None when the key is free.
+    Records older than 24 hours, and unfinished ones whose process died, are cleared."""
+    existing = IdempotencyRecord.objects.filter(**scope).first()
+    if existing is None:
+        return None
+    now = timezone.now()
+    if existing.created_at < now - RETENTION:
+        IdempotencyRecord.objects.filter(pk=existing.pk, created_at=existing.created_at).delete()
+        return None
+    if existing.request_hash != fingerprint:
+        raise ApiError(422, "idempotency_mismatch", MISMATCH_MESSAGE)
+    if existing.completed:
+        return Outcome(existing.response_status, existing.response_body, replayed=True)
+    if existing.created_at < now - _stale_after():
+        IdempotencyRecord.objects.filter(pk=existing.pk, completed=False).delete()
+        return None
     raise ApiError(409, "idempotency_in_flight", IN_FLIGHT_MESSAGE)

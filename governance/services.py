@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -62,19 +62,24 @@ def enforce_rate_limit(customer: Customer) -> None:
 
 
 def _enforce_monthly_quota(customer: Customer, month: str) -> None:
-    """Monthly evaluation quota (429 *without* Retry-After: retrying will not help)."""
+    """Monthly evaluation quota (429 *without* Retry-After: retrying will not help). Called
+    after this call was counted, inside its transaction: going over rolls the call back."""
     used = (UsageCounter.objects.filter(customer=customer, month=month, kind=UsageCounter.Kind.EVALUATION)
             .aggregate(total=Sum("count"))["total"] or 0)
-    if used >= customer.tier.monthly_evaluations:
+    if used > customer.tier.monthly_evaluations:
         raise ApiError(429, "quota_exceeded",
                        f"Monthly quota of {customer.tier.monthly_evaluations} evaluations for {month} is used up")
 
 
+_COUNT_SQL = (f"INSERT INTO {UsageCounter._meta.db_table} (customer_id, month, kind, channel, count) "
+              f"VALUES (%s, %s, %s, %s, 1) ON CONFLICT (customer_id, month, kind, channel) "
+              f"DO UPDATE SET count = {UsageCounter._meta.db_table}.count + 1")
+
+
 def _count_call(customer: Customer, month: str, kind: str, channel: str) -> None:
-    counter, created = UsageCounter.objects.get_or_create(
-        customer=customer, month=month, kind=kind, channel=channel, defaults={"count": 1})
-    if not created:
-        UsageCounter.objects.filter(pk=counter.pk).update(count=F("count") + 1)
+    """One atomic upsert: concurrent calls of a tenant queue on the counter row only."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SQL, [customer.pk, month, kind, channel])
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -108,8 +113,9 @@ def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_
     started = time.perf_counter()
     now = timezone.now()
     month = month_of(now)
+    customer = ctx.customer
     with transaction.atomic():
-        customer = Customer.objects.select_for_update().select_related("tier").get(pk=ctx.customer.pk)
+        _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
         _enforce_monthly_quota(customer, month)
         decision, drift = _decide(proposal, customer, now)
         body = decision.to_dict()
@@ -118,7 +124,6 @@ def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_
             created_at=now, status=body["status"], shadow=proposal.shadow_mode,
             config_version=body["config_version"], idempotency_key=idempotency_key or "",
             request_id=ctx.request_id, **_decision_columns(proposal, drift, body["status"]), response=body)
-        _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
         emit(Event.DECISION_MADE, actor=proposal.agent_id, subject=body["decision_id"], request_id=ctx.request_id,
              data={"status": body["status"], "shadow": proposal.shadow_mode, "channel": ctx.channel,
                    "config_version": body["config_version"], "tenant": customer.customer_id,

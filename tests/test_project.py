@@ -54,7 +54,7 @@ def test_api_paths_are_never_redirected_and_sqlite_writes_queue():
     assert settings.APPEND_SLASH is False
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
-        assert db["OPTIONS"] == {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        assert db["OPTIONS"]["transaction_mode"] == "IMMEDIATE" and db["OPTIONS"]["timeout"] == 20
 
 
 @pytest.mark.django_db
