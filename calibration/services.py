@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.engine import CALIBRATABLE_PARAMETERS, AegisConfig, ConfigError, evaluate_batch
@@ -116,7 +117,7 @@ def get_proposal(proposal_id) -> CalibrationProposal:
     try:
         return CalibrationProposal.objects.select_related("workflow", "base_version", "applied_version").get(
             proposal_id=proposal_id)
-    except (CalibrationProposal.DoesNotExist, ValueError):
+    except (CalibrationProposal.DoesNotExist, ValueError, ValidationError):
         raise CalibrationError(f"No calibration proposal {proposal_id}", workflow_services.WorkflowError.NOT_FOUND) \
             from None
 
@@ -151,6 +152,9 @@ def _step(proposal_id, event: str, *, actor: Actor, comment: str, request_id: st
             _mark_stale_locked(workflow, changed, request_id)
             stale_message = (f"STALE: {changed[0]} changed to {changed[1]:g} (v{version}) after this "
                              f"proposal was made; propose again from the new value")
+        elif workflow.current_state == "stale":
+            raise CalibrationError(f"STALE: {proposal.parameter} changed after this proposal was made; propose again "
+                                   f"from the new value", workflow_services.WorkflowError.CONFLICT)
         else:
             try:
                 workflow_services.fire_locked(workflow, event, actor=actor, comment=comment, params={},
@@ -177,13 +181,18 @@ def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVe
     proposal = get_proposal(proposal_id)
     stale_message = None
     with transaction.atomic():
+        # Applies queue on one row that never changes (version 1), taken before any workflow
+        # lock, so two applies can neither create the same version nor deadlock.
+        ConfigurationVersion.objects.select_for_update().order_by("version").values_list("pk", flat=True).first()
         workflow = workflow_services.lock_workflow(proposal.workflow.workflow_id)
+        if workflow.current_state == "stale":
+            raise CalibrationError(f"STALE: {proposal.parameter} changed after this proposal was made; it cannot be "
+                                   f"applied", workflow_services.WorkflowError.CONFLICT)
         if workflow.current_state != "approved":
             raise CalibrationError(f"Apply needs an APPROVED proposal; this one is {workflow.current_state.upper()}",
                                    workflow_services.WorkflowError.CONFLICT)
-        # Serialise applies: the newest version row is locked until this one commits.
-        latest = ConfigurationVersion.objects.select_for_update().order_by("-version").first()
-        config = config_of(latest.version)
+        latest = ConfigurationVersion.objects.order_by("-version").first()
+        config = config_of(latest.version, latest.content_hash)
         changed = _stale_value(proposal, config)
         if changed is not None:
             _mark_stale_locked(workflow, changed, request_id)
@@ -222,7 +231,7 @@ def _companion_values(proposal: CalibrationProposal) -> dict[str, float]:
 
 def _stale_siblings(applied: CalibrationProposal, version: ConfigurationVersion, request_id: str) -> None:
     """Open proposals made against values this one changed are stale now."""
-    config = config_of(version.version)
+    config = config_of(version.version, version.content_hash)
     siblings = (CalibrationProposal.objects.filter(workflow__current_state__in=OPEN_STATES)
                 .exclude(pk=applied.pk).select_related("workflow"))
     for sibling in siblings:
@@ -264,12 +273,15 @@ def load_replay_window(window_days: int, *, now=None) -> tuple[np.ndarray, bytes
     """(decision primary keys, concatenated replay vectors) of the non-shadow decisions of
     the last `window_days`, straight from the database."""
     since = (now or timezone.now()) - timedelta(days=window_days)
-    rows = Decision.objects.filter(created_at__gte=since, shadow=False).values_list("id", "replay_vector")
+    query = Decision.objects.filter(created_at__gte=since, shadow=False).order_by().values_list("id", "replay_vector")
+    sql, params = query.query.sql_with_params()
     ids: list[int] = []
-    blobs: list[bytes] = []
-    for pk, blob in rows.iterator(chunk_size=20000):
-        ids.append(pk)
-        blobs.append(bytes(blob))
+    blobs: list = []
+    with connection.cursor() as cursor:  # raw rows: no per-row ORM work on a million of them
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(50000):
+            ids.extend(row[0] for row in rows)
+            blobs.extend(row[1] for row in rows)
     return np.asarray(ids, dtype=np.int64), b"".join(blobs)
 
 
