@@ -50,18 +50,25 @@ def parse_baseline_file(content: bytes, filename: str) -> list[float]:
         cells = [cell for part in row for cell in part.split()]
         for column, cell in enumerate(cells, start=1):
             try:
-                values.append(_number(float(cell), ""))
-            except (ValueError, DriftError):
+                number = float(cell)
+            except ValueError:
                 if line_number == 1 and not values:
-                    break  # a header line
+                    break  # a header line: words, not numbers
+                number = math.nan
+            if not math.isfinite(number):
                 raise DriftError(f"{filename}: line {line_number}, value {column} ({cell!r}) is not a finite "
-                                 f"number") from None
+                                 f"number")
+            values.append(number)
     return values
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DriftError(f"{where} ({value!r}) is not a finite number")
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+            raise ValueError
+    except (ValueError, OverflowError):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise DriftError(f"{where} ({shown}) is not a finite number") from None
     return float(value)
 
 

@@ -19,7 +19,7 @@ RETRY = {"autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_ma
 def drift_reports_daily(day: str | None = None) -> int:
     """Queue today's (or `day`'s) drift report for every active tenant with a baseline."""
     day = day or timezone.now().date().isoformat()
-    customers = (DriftBaseline.objects.filter(customer__status=Customer.Status.ACTIVE)
+    customers = (DriftBaseline.objects.filter(customer__status=Customer.Status.ACTIVE).order_by()
                  .values_list("customer_id", flat=True).distinct())
     queued = 0
     for customer_id in customers:

@@ -42,7 +42,7 @@ def _require_risk_lead(request) -> bool:
 
 @login_required
 def drift_overview(request):
-    latest = {r.customer_id: r for r in DriftReport.objects.order_by("customer_id", "-day")}
+    latest = {r.customer_id: r for r in DriftReport.objects.order_by("customer_id", "day")}  # the newest wins
     rows = [(customer, latest.get(customer.pk), DriftBaseline.objects.filter(customer=customer).first())
             for customer in Customer.objects.order_by("name")]
     return render(request, "governance/drift_overview.html", {"rows": rows})

@@ -31,8 +31,8 @@ def run_scheduled_backup(day: date) -> BackupRun:
     path = scheduled_backup_path(day)
     with transaction.atomic():
         run, _ = BackupRun.objects.select_for_update().get_or_create(day=day, defaults={"path": str(path)})
-        if run.outcome == BackupRun.Outcome.SUCCEEDED and Path(run.path).exists():
-            return run
+        if run.outcome == BackupRun.Outcome.SUCCEEDED:
+            return run  # done (its file may since have been rotated away): never written twice
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         manifest = write_backup(path)  # written beside the target and renamed: never half a file
