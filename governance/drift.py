@@ -106,8 +106,8 @@ def _day_start(day: date) -> datetime:
 
 def current_sample(customer: Customer, since: datetime, until: datetime) -> np.ndarray:
     """risk_proposed of the tenant's decisions in [since, until), read straight into an array."""
-    query = Decision.objects.filter(customer=customer, created_at__gte=since, created_at__lt=until).values_list(
-        "risk_proposed", flat=True)
+    query = (Decision.objects.filter(customer=customer, created_at__gte=since, created_at__lt=until)
+             .order_by().values_list("risk_proposed", flat=True))  # a histogram needs no order
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -158,7 +158,11 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["customer", "created_at"], name="decision_customer_time")]
+        indexes = [
+            models.Index(fields=["customer", "created_at"], name="decision_customer_time"),
+            # Covers the drift check's read (a tenant's risk_proposed over a time window).
+            models.Index(fields=["customer", "created_at", "risk_proposed"], name="decision_drift_sample"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.decision_id} {self.status}"
