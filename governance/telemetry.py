@@ -90,7 +90,9 @@ def emit(event: Event, *, actor: str = "", subject: str = "", data: dict[str, An
 
     event = Event(event)
     data = data or {}
-    TelemetryEvent.objects.create(name=event, actor=actor, subject=str(subject), data=data, request_id=request_id)
+    limit = TelemetryEvent._meta.get_field("subject").max_length  # a long subject must not fail the action
+    TelemetryEvent.objects.create(name=event, actor=actor, subject=str(subject)[:limit], data=data,
+                                  request_id=request_id)
     count = REGISTRY[event].count
     if count is not None:
         transaction.on_commit(lambda: count(data))

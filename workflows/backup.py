@@ -430,5 +430,5 @@ def restore_backup(path: str | Path) -> dict[str, int]:
         for report in DurableWorkflowEngine().verify_all():
             if not report.is_valid:
                 raise BackupError(f"workflow {report.workflow_id}: {report.message}; restore refused")
-        emit(Event.BACKUP_RESTORED, actor="aegis-restore", subject=str(path), data={"inserted": inserted})
+        emit(Event.BACKUP_RESTORED, actor="aegis-restore", subject=path.name, data={"inserted": inserted})
     return inserted

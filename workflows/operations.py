@@ -40,12 +40,12 @@ def run_scheduled_backup(day: date) -> BackupRun:
         with transaction.atomic():
             BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.FAILED, error=str(exc)[:2000],
                                                        finished_at=timezone.now())
-            emit(Event.BACKUP_FAILED, actor="aegis-scheduler", subject=str(path), data={"error": str(exc)[:500]})
+            emit(Event.BACKUP_FAILED, actor="aegis-scheduler", subject=path.name, data={"error": str(exc)[:500]})
         raise
     with transaction.atomic():
         BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.SUCCEEDED, sha256=manifest["sha256"],
                                                    counts=manifest["counts"], error="", finished_at=timezone.now())
-        emit(Event.BACKUP_SUCCEEDED, actor="aegis-scheduler", subject=str(path),
+        emit(Event.BACKUP_SUCCEEDED, actor="aegis-scheduler", subject=path.name,
              data={"sha256": manifest["sha256"], "counts": manifest["counts"]})
     rotate_backups(Path(settings.BACKUP_DIR), settings.AEGIS_BACKUP_KEEP)
     run.refresh_from_db()

@@ -100,3 +100,21 @@ def test_metrics_access_is_loopback_or_token(remote, token, header, status):
     assert code == status
     if status == 403:
         assert "AEGIS_METRICS_TOKEN" in body
+
+
+def test_a_long_subject_is_shortened_not_an_error(db):
+    from governance.telemetry import emit
+
+    emit(Event.BACKUP_SUCCEEDED, subject="/very/long/path/" * 30, data={"sha256": "x", "counts": {}})
+    event = TelemetryEvent.objects.get()
+    assert len(event.subject) == TelemetryEvent._meta.get_field("subject").max_length
+
+
+@pytest.mark.django_db
+def test_a_scheduled_backup_in_a_deep_directory_records_its_file_name(tmp_path, settings):
+    from workflows.operations import run_scheduled_backup
+
+    settings.BACKUP_DIR = tmp_path / ("deep-" * 30)
+    run = run_scheduled_backup(__import__("datetime").date(2026, 11, 1))
+    assert run.outcome == "succeeded"
+    assert TelemetryEvent.objects.get(name=Event.BACKUP_SUCCEEDED).subject == "aegis-backup-2026-11-01.json.gz"
