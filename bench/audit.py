@@ -1,0 +1,499 @@
+"""Audit-trail benchmark: `.venv/bin/python bench/audit.py [--transitions N] [--workflows 10000,100000]
+[--quick] [--profile] [--keep]`.
+
+Measures, against the targets of the audit issue,
+
+  - chain verification: `DurableWorkflowEngine().verify_all()` over N stored transitions
+    (default 1,000,000 = 200,000 workflows × 5), in transitions/s     target ≥ 200,000 /s
+  - `manage.py aegis_backup --output X` and `manage.py aegis_restore X` (into a fresh,
+    empty, migrated database) at each --workflows size (× 5 transitions): wall time,
+    peak RSS and file size                 target ≤ 60 s each at 100,000 workflows, peak
+    RSS ≤ 500 MB and flat: peak(largest) ≤ 1.2 × peak(smallest) + 50 MB
+
+and prints one table. Everything runs on throwaway SQLite databases in a temp dir
+(removed at the end, unless --keep); nothing listens on or talks to the network.
+
+The data are what the services write, generated fast: each workflow is a proposal that
+was submitted, halted by the engine (a real `pcw_decide` decision), handed to an override,
+denied, and handed to a second override — five transitions of the real proposal machine
+(their effects computed by `workflows.machines`), hash-chained with
+`workflows.chain.transition_hash`, each followed by its checkpoint
+(`workflows.services.checkpoint_data_of` layout, `checkpoint_hash`), exactly as
+`workflows.services._append` stores them — bulk-inserted, so generation is not measured.
+Sizes grow in one database (10k, then 100k, then 200k workflows), measured at each size.
+
+Every measured command runs as its own process with production settings (DEBUG off, a
+throwaway SECRET_KEY): with DEBUG on Django keeps every SQL statement it runs in memory,
+which would inflate both time and peak memory. Peak RSS is the child's own `ru_maxrss`
+(os.wait4). --profile also runs verify, backup and restore under cProfile at the smallest
+size and prints where the time goes. Exit status 0 whether or not the targets are met
+(1 only if the benchmark itself could not run or a restore/verification failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+TRANSITIONS_PER_WORKFLOW = 5
+
+TARGET_VERIFY_RATE = 200_000  # transitions/s
+TARGET_SECONDS = 60.0  # backup and restore each, at the largest size
+TARGET_PEAK_MB = 500.0
+FLAT_FACTOR, FLAT_SLACK_MB = 1.2, 50.0
+
+DEFAULT_TRANSITIONS = 1_000_000
+DEFAULT_WORKFLOWS = (10_000, 100_000)
+QUICK_TRANSITIONS = 50_000
+QUICK_WORKFLOWS = (1_000, 10_000)
+GENERATE_CHUNK = 2_000  # workflows per bulk_create round
+PROFILE_LINES = 18
+PROFILE_OURS = r"/workflows/|/governance/|query\.py:\d+\(bulk_create\)|json/__init__"
+BREAKDOWN_WORKFLOWS = 5_000  # verify_all's chunk (durable.STREAM_CHUNK)
+
+
+# --- child processes ----------------------------------------------------------------------
+
+def child_env(db_path: Path, tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
+                        "BACKUP_DIR", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "aegis_site.settings",
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "DEBUG": "0",
+        "SECRET_KEY": BENCH_SECRET_KEY,
+        "BACKUP_DIR": str(tmp / "backups"),
+        "PYTHONPATH": str(REPO),
+    })
+    return env
+
+
+BENCH_SECRET_KEY = "bench-only-" + secrets.token_urlsafe(40)
+
+
+class Run:
+    """One finished child process: exit code, wall and CPU seconds, peak RSS (MB), output."""
+
+    def __init__(self, code: int, seconds: float, cpu: float, peak_mb: float, stdout: str, stderr: str):
+        self.code, self.seconds, self.cpu, self.peak_mb = code, seconds, cpu, peak_mb
+        self.stdout, self.stderr = stdout, stderr
+
+    def check(self, what: str) -> "Run":
+        if self.code != 0:
+            raise SystemExit(f"{what} failed (exit {self.code}):\n{self.stdout[-3000:]}\n{self.stderr[-3000:]}")
+        return self
+
+    def json(self) -> dict:
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def run(args: list[str], env: dict[str, str], tmp: Path) -> Run:
+    """Run a child and wait for it with os.wait4, which reports that child's own peak RSS."""
+    out_path, err_path = tmp / "child.out", tmp / "child.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen consistent
+    peak_mb = usage.ru_maxrss / 1024  # Linux: KiB
+    return Run(proc.returncode, seconds, usage.ru_utime + usage.ru_stime, peak_mb, out_path.read_text(),
+               err_path.read_text())
+
+
+def manage(*args: str, db: Path, tmp: Path, profile: Path | None = None) -> Run:
+    prefix = [PYTHON, "-m", "cProfile", "-o", str(profile)] if profile else [PYTHON]
+    return run([*prefix, str(REPO / "manage.py"), *args], child_env(db, tmp), tmp)
+
+
+def worker(action: str, *args: str, db: Path, tmp: Path, profile: Path | None = None) -> Run:
+    prefix = [PYTHON, "-m", "cProfile", "-o", str(profile)] if profile else [PYTHON]
+    return run([*prefix, str(Path(__file__).resolve()), "--worker", action, *args], child_env(db, tmp), tmp)
+
+
+# --- worker side (inside a child, Django set up on the temp database) -----------------------
+
+def _django():
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+
+
+def work_generate(start: int, count: int) -> None:
+    """Append workflows start..start+count-1: five transitions and five checkpoints each."""
+    _django()
+    import random
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from django.db import connection, transaction
+
+    from governance.engine.config import AegisConfig
+    from governance.engine.decide import pcw_decide
+    from governance.engine.inputs import parse_proposal
+    from workflows.chain import checkpoint_hash, transition_hash
+    from workflows.machines import PROPOSAL, Actor, Context, Effect
+    from workflows.persistence.models import (GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance,
+                                              WorkflowTransition)
+    from workflows.roles import Role
+    from workflows.services import START_EVENT, _proposal_data, checkpoint_data_of
+
+    begun = time.perf_counter()
+    rng = random.Random(start)
+    lead = Actor("bench-risklead", id=1, roles=frozenset({Role.RISK_LEAD}))
+    engine, overrider = Actor.system(), Actor.system("aegis-override")
+    base_time = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    config = AegisConfig.default()
+
+    def new_uuid() -> uuid.UUID:
+        return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+    halted = parse_proposal({"proposal_summary": "template", "novelty_score": 0.9})
+    template_decision = pcw_decide(halted, config, config_version=1, now=base_time).to_dict()
+    assert template_decision["status"] == "halt" and template_decision["override_eligible"], template_decision
+    justification = "Revenue-critical launch; rollback plan reviewed with the on-call team"
+
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous=OFF")
+    with transaction.atomic():
+        for chunk_start in range(start, start + count, GENERATE_CHUNK):
+            chunk = range(chunk_start, min(start + count, chunk_start + GENERATE_CHUNK))
+            instances, histories = [], []
+            for i in chunk:
+                wid = new_uuid()
+                created = base_time + timedelta(seconds=i)
+                proposal = parse_proposal({"proposal_summary": f"Proposal {i}: switch the ranking model to the "
+                                           f"new candidate", "novelty_score": 0.9, "metadata": {"ticket": f"OPS-{i}"}})
+                decision = {**template_decision, "decision_id": str(new_uuid()),
+                            "timestamp": created.isoformat()}
+                first, second = str(new_uuid()), str(new_uuid())
+                lifecycle = [
+                    (START_EVENT, lead, "", lambda ctx: Effect(PROPOSAL.initial, {"proposal": _proposal_data(proposal)}),
+                     {}),
+                    ("evaluate", engine, "", PROPOSAL.events["evaluate"].effect, {"decision": decision}),
+                    ("request_override", lead, justification, PROPOSAL.events["request_override"].effect,
+                     {"override_workflow_id": first}),
+                    ("override_denied", overrider, f"Override {first} rejected",
+                     PROPOSAL.events["override_denied"].effect, {}),
+                    ("request_override", lead, justification, PROPOSAL.events["request_override"].effect,
+                     {"override_workflow_id": second}),
+                ]
+                workflow = WorkflowInstance(workflow_id=wid, workflow_type="proposal", current_state="",
+                                            status=PROPOSAL.status_of(PROPOSAL.initial), state_data={}, version=0,
+                                            created_at=created, updated_at=created)
+                rows, prev = [], GENESIS_HASH
+                for seq, (event, actor, comment, effect_of, params) in enumerate(lifecycle, start=1):
+                    now = created + timedelta(milliseconds=37 * seq)
+                    ctx = Context(state=workflow.current_state, data=dict(workflow.state_data), actor=actor,
+                                  params=params, now=now)
+                    effect = effect_of(ctx)
+                    payload = {"event": event, "actor_id": actor.id, "request_id": "", **effect.payload}
+                    digest = transition_hash(workflow_id=wid, seq=seq, from_state=workflow.current_state,
+                                             to_state=effect.target, triggered_by=actor.name, reason=comment,
+                                             payload=payload, created_at=now, prev_hash=prev)
+                    transition = dict(seq=seq, from_state=workflow.current_state, to_state=effect.target,
+                                      triggered_by=actor.name, reason=comment, payload=payload, created_at=now,
+                                      prev_hash=prev, hash=digest)
+                    prev = digest
+                    workflow.current_state = effect.target
+                    workflow.status = PROPOSAL.status_of(effect.target)
+                    workflow.state_data = effect.data
+                    workflow.version = seq
+                    workflow.updated_at = now
+                    data = checkpoint_data_of(workflow)
+                    rows.append((transition, dict(seq=seq, checkpoint_data=data, hash=checkpoint_hash(data),
+                                                  created_at=now, created_by=actor.name)))
+                workflow.status = str(workflow.status.value)
+                instances.append(workflow)
+                histories.append(rows)
+            WorkflowInstance.objects.bulk_create(instances)
+            WorkflowTransition.objects.bulk_create(
+                [WorkflowTransition(workflow=w, **t) for w, rows in zip(instances, histories) for t, _ in rows],
+                batch_size=1000)
+            WorkflowCheckpoint.objects.bulk_create(
+                [WorkflowCheckpoint(workflow=w, **c) for w, rows in zip(instances, histories) for _, c in rows],
+                batch_size=1000)
+    print(json.dumps({"seconds": time.perf_counter() - begun, "workflows": count}))
+
+
+def work_verify() -> None:
+    """verify_all over the whole database; every chain must be valid."""
+    _django()
+    from workflows.persistence.durable import DurableWorkflowEngine
+
+    workflows = transitions = broken = 0
+    first_problem = None
+    begun, cpu = time.perf_counter(), time.process_time()
+    for report in DurableWorkflowEngine().verify_all():
+        workflows += 1
+        transitions += report.transitions
+        if not report.is_valid:
+            broken += 1
+            first_problem = first_problem or f"{report.workflow_id}: {report.message}"
+    seconds, cpu = time.perf_counter() - begun, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "workflows": workflows, "transitions": transitions, "broken": broken,
+                      "first_problem": first_problem}))
+
+
+def work_breakdown(limit: int) -> None:
+    """What verify_all spends per transition, component by component, on the first `limit`
+    workflows (one verify_all chunk): fetching rows through the ORM (JSON decoded) or raw,
+    decoding the JSON columns, and recomputing the two kinds of hash."""
+    _django()
+    from django.db import connection
+
+    from workflows.chain import checkpoint_hash, transition_hash
+    from workflows.persistence.durable import TRANSITION_COLUMNS
+    from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+
+    ids = list(WorkflowInstance.objects.order_by("id").values_list("id", flat=True)[:limit])
+    marks = ",".join("%s" for _ in ids)
+    timings: dict[str, float] = {}
+
+    def timed(name, action):
+        begun = time.process_time()
+        result = action()
+        timings[name] = time.process_time() - begun
+        return result
+
+    def raw(sql):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, ids)
+            return cursor.fetchall()
+
+    rows = timed("fetch transitions, ORM values_list (JSON + datetimes decoded)", lambda: list(
+        WorkflowTransition.objects.filter(workflow_id__in=ids).order_by("workflow_id", "seq")
+        .values_list(*TRANSITION_COLUMNS)))
+    payloads = timed("  of which: fetch transitions, raw cursor", lambda: raw(
+        f"SELECT payload FROM workflows_workflowtransition WHERE workflow_id IN ({marks}) ORDER BY workflow_id, seq"))
+    timed("  of which: json.loads of the payloads", lambda: [json.loads(p) for (p,) in payloads])
+    uuids = dict(WorkflowInstance.objects.filter(id__in=ids).values_list("id", "workflow_id"))
+    timed("transition_hash (canonical JSON + SHA-256)", lambda: [
+        transition_hash(workflow_id=str(uuids[r[0]]), seq=r[1], from_state=r[2], to_state=r[3], triggered_by=r[4],
+                        reason=r[5], payload=r[6], created_at=r[7], prev_hash=r[8]) for r in rows])
+    checkpoints = timed("fetch checkpoints, ORM values_list (JSON decoded)", lambda: list(
+        WorkflowCheckpoint.objects.filter(workflow_id__in=ids).order_by("workflow_id", "seq")
+        .values_list("workflow_id", "seq", "checkpoint_data", "hash")))
+    texts = timed("  of which: fetch checkpoints, raw cursor", lambda: raw(
+        f"SELECT checkpoint_data FROM workflows_workflowcheckpoint WHERE workflow_id IN ({marks}) "
+        f"ORDER BY workflow_id, seq"))
+    timed("  of which: json.loads of checkpoint_data", lambda: [json.loads(t) for (t,) in texts])
+    timed("checkpoint_hash (canonical JSON + SHA-256)", lambda: [checkpoint_hash(c[2]) for c in checkpoints])
+    sizes = {"payload": sum(len(p) for (p,) in payloads) / len(payloads),
+             "checkpoint_data": sum(len(t) for (t,) in texts) / len(texts)}
+    print(json.dumps({"transitions": len(rows), "checkpoints": len(checkpoints), "timings": timings,
+                      "bytes": sizes}))
+
+
+def work_count() -> None:
+    _django()
+    from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+
+    print(json.dumps({"workflows": WorkflowInstance.objects.count(),
+                      "transitions": WorkflowTransition.objects.count(),
+                      "checkpoints": WorkflowCheckpoint.objects.count()}))
+
+
+# --- orchestration -------------------------------------------------------------------------
+
+def copy_db(source: Path, target: Path) -> None:
+    """Copy a SQLite database consistently, WAL included (the settings run SQLite in WAL mode)."""
+    import sqlite3
+
+    drop_db(target)
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def drop_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:,.1f} MB"
+
+
+def print_breakdown(breakdown: dict) -> None:
+    n = breakdown["transitions"]
+    print(f"\nverify_all cost per transition ({n:,} transitions, {breakdown['checkpoints']:,} checkpoints; "
+          f"payload {breakdown['bytes']['payload']:,.0f} B, checkpoint_data "
+          f"{breakdown['bytes']['checkpoint_data']:,.0f} B on average; CPU time)")
+    total = 0.0
+    for name, seconds in breakdown["timings"].items():
+        if not name.startswith("  "):
+            total += seconds
+        print(f"  {name:<66} {seconds / n * 1e6:8.1f} µs")
+    print(f"  {'sum of the top-level lines':<66} {total / n * 1e6:8.1f} µs  → at most {n / total:,.0f} "
+          f"transitions/s on one core; the target needs ≤ {1e6 / TARGET_VERIFY_RATE:.1f} µs")
+
+
+def profile_text(title: str, path: Path) -> str:
+    import io
+    import pstats
+
+    parts = [f"\n--- cProfile: {title} (top {PROFILE_LINES} by own time; then AEGIS code and bulk_create "
+             f"by cumulative time) ---"]
+    for order, restriction in (("tottime", ()), ("cumulative", (PROFILE_OURS,))):
+        stream = io.StringIO()
+        stats = pstats.Stats(str(path), stream=stream).sort_stats(order)
+        stats.print_stats(*restriction, PROFILE_LINES)
+        text = stream.getvalue()
+        parts.append(text[text.index("   ncalls"):].rstrip() if "   ncalls" in text else text.rstrip())
+    return "\n\n".join(parts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transitions", type=int, help=f"transitions to verify (default {DEFAULT_TRANSITIONS:,})")
+    parser.add_argument("--workflows", help="comma-separated backup/restore sizes (default 10000,100000)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small run: {QUICK_TRANSITIONS:,} transitions, workflows "
+                             f"{','.join(map(str, QUICK_WORKFLOWS))}")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile verify, backup and restore (cProfile) at the smallest size")
+    parser.add_argument("--backup-name", default="audit-backup.json.gz",
+                        help="backup file name; .gz (the default, as aegis_backup writes by default) or .json")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed) for inspection")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+
+    if options.worker:
+        action, *args = options.worker
+        {"generate": lambda: work_generate(int(args[0]), int(args[1])), "verify": work_verify,
+         "breakdown": lambda: work_breakdown(int(args[0])), "count": work_count}[action]()
+        return 0
+
+    transitions = options.transitions or (QUICK_TRANSITIONS if options.quick else DEFAULT_TRANSITIONS)
+    sizes = sorted({int(s) for s in options.workflows.split(",")} if options.workflows
+                   else set(QUICK_WORKFLOWS if options.quick else DEFAULT_WORKFLOWS))
+    verify_workflows = max(1, transitions // TRANSITIONS_PER_WORKFLOW)
+    checkpoints = sorted(set(sizes) | {verify_workflows})
+
+    tmp = Path(tempfile.mkdtemp(prefix="aegis-audit-bench-"))
+    (tmp / "backups").mkdir()
+    results: list[dict] = []
+    verify_result: dict = {}
+    profiles: list[tuple[str, Path]] = []
+    breakdown: dict = {}
+    generated_seconds = 0.0
+    try:
+        source, empty = tmp / "source.sqlite3", tmp / "empty.sqlite3"
+        manage("migrate", "--no-input", "-v", "0", db=empty, tmp=tmp).check("migrate")
+        copy_db(empty, source)
+        have = 0
+        for size in checkpoints:
+            print(f"… generating workflows {have + 1:,}–{size:,} ({TRANSITIONS_PER_WORKFLOW} transitions each)",
+                  flush=True)
+            gen = worker("generate", str(have), str(size - have), db=source, tmp=tmp).check("generating data")
+            generated_seconds += gen.seconds
+            have = size
+            counts = worker("count", db=source, tmp=tmp).check("counting").json()
+            assert counts == {"workflows": size, "transitions": size * TRANSITIONS_PER_WORKFLOW,
+                              "checkpoints": size * TRANSITIONS_PER_WORKFLOW}, counts
+
+            if size == verify_workflows:
+                print(f"… verify_all over {size * TRANSITIONS_PER_WORKFLOW:,} transitions", flush=True)
+                verify = worker("verify", db=source, tmp=tmp).check("verify_all")
+                verify_result = {**verify.json(), "peak_mb": verify.peak_mb}
+                if verify_result["broken"]:
+                    raise SystemExit(f"generated chains did not verify: {verify_result['first_problem']}")
+
+            if size in sizes:
+                backup = tmp / "backups" / options.backup_name
+                print(f"… aegis_backup at {size:,} workflows", flush=True)
+                dump = manage("aegis_backup", "--output", str(backup), db=source, tmp=tmp).check("aegis_backup")
+                target = tmp / "restored.sqlite3"
+                copy_db(empty, target)
+                print(f"… aegis_restore at {size:,} workflows into a fresh migrated database", flush=True)
+                load = manage("aegis_restore", str(backup), db=target, tmp=tmp).check("aegis_restore")
+                restored = worker("count", db=target, tmp=tmp).check("counting restored").json()
+                if restored != counts:
+                    raise SystemExit(f"restore of {size:,} workflows produced {restored}, expected {counts}")
+                results.append({"workflows": size, "backup_s": dump.seconds, "backup_cpu": dump.cpu,
+                                "backup_mb": dump.peak_mb, "restore_s": load.seconds, "restore_cpu": load.cpu,
+                                "restore_mb": load.peak_mb,
+                                "file_bytes": backup.stat().st_size})
+                if options.profile and size == sizes[0]:
+                    print(f"… profiling verify_all, aegis_backup, aegis_restore at {size:,} workflows", flush=True)
+                    for name in ("verify", "backup", "restore"):
+                        profiles.append((name, tmp / f"{name}.prof"))
+                    worker("verify", db=source, tmp=tmp, profile=tmp / "verify.prof").check("profiling verify")
+                    manage("aegis_backup", "--output", str(tmp / "profiled" / options.backup_name), db=source,
+                           tmp=tmp, profile=tmp / "backup.prof").check("profiling backup")
+                    copy_db(empty, target)
+                    manage("aegis_restore", str(backup), db=target, tmp=tmp,
+                           profile=tmp / "restore.prof").check("profiling restore")
+                    shutil.rmtree(tmp / "profiled", ignore_errors=True)
+                    parts = worker("breakdown", str(min(size, BREAKDOWN_WORKFLOWS)), db=source, tmp=tmp)
+                    breakdown = parts.check("cost breakdown").json()
+                drop_db(target)
+                backup.unlink()
+        profile_texts = [profile_text(name, path) for name, path in profiles]
+    finally:
+        if options.keep:
+            print(f"(kept {tmp})")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    report(transitions, verify_result, results, generated_seconds, options.backup_name)
+    if breakdown:
+        print_breakdown(breakdown)
+    for text in profile_texts:
+        print(text)
+    return 0
+
+
+def report(transitions: int, verify: dict, results: list[dict], generated_seconds: float, backup_name: str) -> None:
+    rows = []
+    if verify:
+        rate = verify["transitions"] / verify["seconds"]
+        rows.append((f"verify_all, {verify['transitions']:,} transitions ({verify['workflows']:,} wf)",
+                     f"{rate:,.0f} transitions/s", f"≥ {TARGET_VERIFY_RATE:,} /s", rate >= TARGET_VERIFY_RATE))
+        rows.append(("  verify_all wall (CPU) time, peak RSS",
+                     f"{verify['seconds']:,.1f} s ({verify['cpu']:,.1f} s), {verify['peak_mb']:,.0f} MB", "", None))
+    largest = results[-1]["workflows"] if results else None
+    for r in results:
+        at_target = r["workflows"] == largest
+        for verb in ("backup", "restore"):
+            seconds, cpu, peak = r[f"{verb}_s"], r[f"{verb}_cpu"], r[f"{verb}_mb"]
+            ok = (seconds <= TARGET_SECONDS and peak <= TARGET_PEAK_MB) if at_target else peak <= TARGET_PEAK_MB
+            rows.append((f"aegis_{verb}, {r['workflows']:,} workflows",
+                         f"{seconds:,.1f} s ({cpu:,.1f} s CPU), {peak:,.0f} MB",
+                         f"≤ {TARGET_SECONDS:.0f} s, ≤ {TARGET_PEAK_MB:.0f} MB" if at_target
+                         else f"≤ {TARGET_PEAK_MB:.0f} MB", ok))
+        rows.append((f"  backup file ({backup_name}), {r['workflows']:,} wf", mb(r["file_bytes"]), "", None))
+    if len(results) >= 2:
+        small, big = results[0], results[-1]
+        for verb in ("backup", "restore"):
+            limit = FLAT_FACTOR * small[f"{verb}_mb"] + FLAT_SLACK_MB
+            rows.append((f"{verb} peak RSS flat {small['workflows']:,} → {big['workflows']:,}",
+                         f"{small[f'{verb}_mb']:,.0f} → {big[f'{verb}_mb']:,.0f} MB",
+                         f"≤ {limit:,.0f} MB", big[f"{verb}_mb"] <= limit))
+    print()
+    print(f"AEGIS audit benchmark (Python {sys.version.split()[0]}, SQLite, DEBUG off, one process per command; "
+          f"data generation {generated_seconds:,.0f} s, not measured)")
+    print("(times are wall clock, CPU time of the process in parentheses; MB is peak RSS)")
+    print(f"{'measurement':<52} {'result':>34} {'target':>22}  ok")
+    print("-" * 114)
+    for name, result, target, ok in rows:
+        verdict = "" if ok is None else ("yes" if ok else "NO")
+        print(f"{name:<52} {result:>34} {target:>22}  {verdict}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
