@@ -296,8 +296,11 @@ def write_backup(path: str | Path) -> dict[str, Any]:
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
     partial = path.with_name(path.name + ".partial")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(partial, "wt", encoding="utf-8", newline="\n") as out:
+    if path.suffix == ".gz":
+        handle = gzip.open(partial, "wt", encoding="utf-8", newline="\n", compresslevel=6)  # 9 costs ~10% more time
+    else:
+        handle = open(partial, "w", encoding="utf-8", newline="\n")
+    with handle as out:
         def emit(text: str) -> None:
             out.write(text)
             digest.update(text.encode("utf-8"))

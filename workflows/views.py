@@ -75,5 +75,7 @@ def fire(request, workflow_id, event):
     else:
         label = declared.label if declared else event
         workflow.refresh_from_db()
-        messages.success(request, f"{label}: done. The workflow is now {workflow.current_state.replace('_', ' ')}.")
+        state = machine.states.get(workflow.current_state)
+        messages.success(request, f"{label}: done. The workflow is now "
+                                  f"{state.label.lower() if state else workflow.current_state}.")
     return redirect("workflows:detail", workflow_id=workflow.workflow_id)

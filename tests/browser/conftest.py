@@ -72,30 +72,6 @@ def live_server(django_db_setup, _no_ssl_redirect_while_starting, live_server):
     return live_server
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item, nextitem):
-    """Leave the database as the migrations made it for the tests that follow.
-
-    A transactional test ends with `flush`, which also empties what data migrations seeded
-    (the active configuration version, the role groups…), so a later transactional test
-    that relies on it would fail. Browser tests are marked
-    `django_db(transaction=True, serialized_rollback=True)`: the migrated contents are
-    restored at their start (by Django) and, here, again after their flush."""
-    result = yield
-    marker = item.get_closest_marker("django_db")
-    if nextitem is None or marker is None or not marker.kwargs.get("serialized_rollback"):
-        return result  # the last test: the test database is being destroyed anyway
-    from django.db import connections
-    from pytest_django.plugin import blocking_manager_key
-
-    with item.config.stash[blocking_manager_key].unblock():
-        for connection in connections.all(initialized_only=True):
-            contents = getattr(connection, "_test_serialized_contents", None)
-            if contents:
-                connection.creation.deserialize_db_from_string(contents)
-    return result
-
-
 # --- the browser --------------------------------------------------------------------------
 
 @pytest.fixture
@@ -138,6 +114,13 @@ def browser_page(monkeypatch):
             yield page
             context.close()
         finally:
+            # While Playwright's loop runs, asgiref keys Django's connections by context, not
+            # by thread: the test body's ORM calls opened connections of their own, which
+            # pytest-django never closes (on PostgreSQL the test database then cannot be
+            # dropped). Close them here, still inside that context.
+            from django.db import connections
+
+            connections.close_all()
             browser.close()
     assert not blocked, f"the pages tried to reach hosts other than 127.0.0.1: {blocked}"
 

@@ -186,7 +186,7 @@ def test_request_override_and_both_custodians_through_the_pages(signed_in):
     binding = override.state_data["binding_hash"]
     response = sam.post(fire_url(override, "approve"), {"comment": "ok", "role": "", "binding_hash": binding},
                         follow=True)
-    assert "Approve: done. The workflow is now partial." in messages_of(response)
+    assert "Approve: done. The workflow is now partially approved." in messages_of(response)
     response = rita.post(fire_url(override, "approve"), {"comment": "ok", "role": "risk_lead",
                                                          "binding_hash": binding}, follow=True)
     assert "Approve: done. The workflow is now approved." in messages_of(response)

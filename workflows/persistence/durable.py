@@ -14,7 +14,7 @@ from .models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, Workflow
 
 TRANSITION_COLUMNS = ("workflow_id", "seq", "from_state", "to_state", "triggered_by", "reason", "payload",
                       "created_at", "prev_hash", "hash")
-STREAM_CHUNK = 5000
+STREAM_CHUNK = 500  # workflows per batch: bounds the decoded checkpoints held at once
 
 
 @dataclass(frozen=True)
