@@ -4,6 +4,7 @@ development default; see README.md, section "Configuration"."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -43,7 +44,10 @@ DEBUG = env_bool("DEBUG", False)
 # Only ever acceptable with DEBUG on: a production server must bring its own key.
 DEVELOPMENT_SECRET_KEY = "django-insecure-aegis-development-key-do-not-use-in-production"
 SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
-if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+# `makemigrations` only compares models with migrations: it serves nothing and signs
+# nothing, so it may run without a key (e.g. a pre-commit check in a bare shell).
+SCHEMA_TOOLING_ONLY = sys.argv[1:2] == ["makemigrations"]
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY and not SCHEMA_TOOLING_ONLY:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set: with DEBUG off AEGIS refuses to start on the development key. "
         "Set SECRET_KEY to a long random value (or DEBUG=1 for local development)."

@@ -41,6 +41,15 @@ def test_refuses_to_start_on_the_development_secret_key_with_debug_off():
     assert "SECRET_KEY is not set" in result.stderr
 
 
+def test_makemigrations_check_runs_without_a_key_but_nothing_else_does():
+    result = manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+    for command in (("migrate", "--plan"), ("check",), ("runserver", "--noreload", "127.0.0.1:0")):
+        refused = manage(*command)
+        assert refused.returncode != 0 and "SECRET_KEY is not set" in refused.stderr, command
+
+
 def test_development_defaults_work_with_debug_on():
     assert manage("check", env={"DEBUG": "1"}).returncode == 0
 
