@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/", include("calibration.api_urls")),
     path("calibration/", include("calibration.urls")),
     path("drift/", include("governance.urls")),
+    path("telemetry/", include("governance.telemetry_views")),
     path("", include("governance.api.urls")),
 ]
 

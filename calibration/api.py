@@ -108,17 +108,22 @@ class ProposalListView(CalibrationView):
 PROPOSAL_STATUSES = ("PROPOSED", "APPROVED", "APPLIED", "REJECTED", "STALE")
 
 
-def filtered_proposals(params):
+def filtered_proposals(params, *, open_only: bool = False):
+    """Proposals matching the status, parameter and proposer filters, newest first. The
+    proposer column is encrypted (a different ciphertext on every write), so that filter
+    runs in Python over the rows the other filters leave, and the result is then a list."""
     rows = CalibrationProposal.objects.select_related("workflow", "base_version", "applied_version")
     status = params.get("status")
     if status:
         if status.upper() not in PROPOSAL_STATUSES:
             raise ApiError(400, "invalid_request", f"status must be one of {', '.join(PROPOSAL_STATUSES)}")
         rows = rows.filter(workflow__current_state=status.lower())
+    if open_only:
+        rows = rows.filter(workflow__current_state__in=services.OPEN_STATES)
     if params.get("parameter"):
         rows = rows.filter(parameter=params["parameter"])
     if params.get("proposer"):
-        rows = rows.filter(proposed_by=params["proposer"])
+        return [row for row in rows.iterator(chunk_size=500) if row.proposed_by == params["proposer"]]
     return rows
 
 

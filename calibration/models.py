@@ -23,7 +23,7 @@ class ConfigurationVersion(models.Model):
     source = models.CharField(max_length=20, choices=Source.choices)
     source_ref = models.CharField(max_length=200, blank=True,
                                   help_text="Contract version, or the calibration proposal id.")
-    author = models.CharField(max_length=150)
+    author = pii_text_field()
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -34,9 +34,7 @@ def queue(request):
     elif status.upper() not in PROPOSAL_STATUSES:
         status = "open"
         params.pop("status", None)
-    rows = filtered_proposals(params)
-    if status == "open":
-        rows = rows.filter(workflow__current_state__in=services.OPEN_STATES)
+    rows = filtered_proposals(params, open_only=status == "open")
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     version, _ = active_config()
     return render(request, "calibration/queue.html", {

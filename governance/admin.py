@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 
 from . import services
 from .api.errors import ApiError
-from .models import ApiKey, Customer, Decision, DriftBaseline, DriftReport, Tier
+from .models import ApiKey, Customer, Decision, DriftBaseline, DriftReport, TelemetryEvent, Tier
 
 
 @admin.register(Tier)
@@ -119,4 +119,24 @@ class DriftReportAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TelemetryEvent)
+class TelemetryEventAdmin(admin.ModelAdmin):
+    """Telemetry events are append-only records: view only. `actor` and `data` are PII
+    columns (to be encrypted at rest), so there is no search or filter on them here; the
+    /telemetry/ page filters by actor (in Python, over the decrypted values)."""
+
+    list_display = ("name", "occurred_at", "actor", "subject")
+    list_filter = ("name", "occurred_at")
+    show_full_result_count = False  # the table grows without bound: no second COUNT(*)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

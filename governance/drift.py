@@ -174,8 +174,8 @@ def open_recalibration_if_sustained(customer: Customer):
     reports = list(DriftReport.objects.filter(customer=customer).order_by("-day")[: config.drift_sustained_days])
     if not sustained(reports, config.drift_sustained_days):
         return None
-    if CalibrationProposal.objects.filter(proposed_by=DRIFT_MONITOR_ACTOR,
-                                          workflow__current_state__in=calibration_services.OPEN_STATES).exists():
+    open_proposals = CalibrationProposal.objects.filter(workflow__current_state__in=calibration_services.OPEN_STATES)
+    if any(p.proposed_by == DRIFT_MONITOR_ACTOR for p in open_proposals.iterator()):  # encrypted: no SQL lookup
         return None
     history = list(DriftReport.objects.filter(customer=customer).values_list("kl_divergence", flat=True))
     warning, critical = suggested_taus(history)

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
-from cryptography.fernet import InvalidToken
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from fernet_fields import EncryptedField as FernetField
+from fernet_fields.hkdf import derive_fernet_key
 
 VALUE_TYPES = ("str", "bytes", "json")
 
@@ -24,6 +30,36 @@ VALUE_TYPES = ("str", "bytes", "json")
 class DecryptionError(RuntimeError):
     """A stored value that none of FERNET_KEYS decrypts (a key was removed too early, or
     the wrong keys are configured). Never answered with ciphertext or garbage."""
+
+
+class Undecryptable:
+    """Stands for a stored value that no configured key decrypts, where the reader asked to
+    be told rather than stopped (audit verification reports it as a broken chain)."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __repr__(self) -> str:
+        return "[cannot decrypt]"
+
+    __str__ = __repr__
+
+
+_MARK_UNDECRYPTABLE: ContextVar[bool] = ContextVar("aegis_mark_undecryptable", default=False)
+
+
+@contextmanager
+def undecryptable_as_marker() -> Iterator[None]:
+    """Within this block, reading a value no key decrypts gives an `Undecryptable` instead
+    of raising DecryptionError. Only for readers that report it (never write it back:
+    encoding an Undecryptable fails)."""
+    token = _MARK_UNDECRYPTABLE.set(True)
+    try:
+        yield
+    finally:
+        _MARK_UNDECRYPTABLE.reset(token)
 
 
 def encode_value(value: Any, value_type: str) -> bytes:
@@ -53,6 +89,20 @@ def decode_value(plaintext: bytes) -> Any:
     raise DecryptionError(f"unknown value_type {kind!r} in an encrypted value")
 
 
+@lru_cache(maxsize=8)
+def _ciphers(keys: tuple[str, ...]) -> tuple[MultiFernet, Fernet]:
+    if not keys:
+        raise ImproperlyConfigured("FERNET_KEYS is empty: at least one key is needed to read or write PII")
+    fernets = [Fernet(derive_fernet_key(key)) for key in keys]
+    return MultiFernet(fernets), fernets[0]
+
+
+def current_ciphers() -> tuple[MultiFernet, Fernet]:
+    """(all keys, the first key) from the FERNET_KEYS setting as it is now, so a settings
+    change (tests, rotation) takes effect without restarting."""
+    return _ciphers(tuple(settings.FERNET_KEYS))
+
+
 class EncryptedField(FernetField):
     """A Fernet-encrypted column whose plaintext carries its value_type.
 
@@ -73,6 +123,10 @@ class EncryptedField(FernetField):
         kwargs["value_type"] = self.value_type
         return name, path, args, kwargs
 
+    @property
+    def fernet(self) -> MultiFernet:
+        return current_ciphers()[0]
+
     def get_db_prep_save(self, value, connection):
         if value is None:
             return None
@@ -82,12 +136,14 @@ class EncryptedField(FernetField):
         if value is None:
             return None
         try:
-            plaintext = self.fernet.decrypt(bytes(value))
-        except InvalidToken:
+            return decode_value(self.fernet.decrypt(value.encode() if isinstance(value, str) else bytes(value)))
+        except (InvalidToken, DecryptionError, ValueError):
+            if _MARK_UNDECRYPTABLE.get():
+                return Undecryptable(f"{self.model._meta.label}.{self.name}")
             raise DecryptionError(
-                f"cannot decrypt {self.model._meta.label}.{self.name}: none of FERNET_KEYS matches this value "
-                "(was a key removed before `manage.py aegis_rotate_keys` finished?)") from None
-        return decode_value(plaintext)
+                f"cannot decrypt {self.model._meta.label}.{self.name}: no key in FERNET_KEYS decrypts this value "
+                "(a key removed before `manage.py aegis_rotate_keys` finished, the wrong keys configured, "
+                "or a value altered in the database)") from None
 
     def to_python(self, value):
         return value
@@ -97,13 +153,13 @@ class EncryptedField(FernetField):
 
 
 def pii_text_field(**options) -> models.Field:
-    """A text column holding personal or confidential data."""
-    return models.TextField(**options)
+    """A text column holding personal or confidential data, encrypted at rest."""
+    return EncryptedField(value_type="str", **options)
 
 
 def pii_json_field(**options) -> models.Field:
-    """A JSON column holding personal or confidential data."""
-    return models.JSONField(**options)
+    """A JSON column holding personal or confidential data, encrypted at rest."""
+    return EncryptedField(value_type="json", **options)
 
 
 def secret_json_field(**options) -> models.Field:

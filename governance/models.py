@@ -222,7 +222,7 @@ class DriftBaseline(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="drift_baselines")
     values = models.JSONField(help_text="Finite numbers: the baseline sample of risk_proposed.")
     source = models.CharField(max_length=200, help_text="An uploaded file, or the decisions between two dates.")
-    created_by = models.CharField(max_length=150)
+    created_by = pii_text_field()
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

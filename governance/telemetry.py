@@ -8,10 +8,13 @@ same reason. Event names come from the registry below (not free strings).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Callable
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 
 from . import metrics
 
@@ -96,3 +99,97 @@ def emit(event: Event, *, actor: str = "", subject: str = "", data: dict[str, An
     count = REGISTRY[event].count
     if count is not None:
         transaction.on_commit(lambda: count(data))
+
+
+# --- reading events ---------------------------------------------------------------------------
+
+VIEW_EVENTS_PERMISSION = "governance.view_telemetryevent"
+PAGE_SIZE = 50
+# At most this many rows are read (and decrypted) per call when filtering by actor, so a rare
+# or absent actor cannot make one request walk the whole table: the search then stops and
+# `EventPage.next_before` continues it on the next page.
+SCAN_LIMIT = 5000
+_CHUNK_SIZE = 500
+
+
+def check_can_view_events(user) -> None:
+    """Raise PermissionDenied unless `user` may read telemetry events (anonymous and inactive
+    users never may; superusers always may)."""
+    if user is None or not user.has_perm(VIEW_EVENTS_PERMISSION):
+        raise PermissionDenied(f"Reading telemetry events needs the {VIEW_EVENTS_PERMISSION} permission.")
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of `list_events`, newest first.
+
+    `next_before` is the keyset `(occurred_at, id)` to pass as `before=` for the next page,
+    or None when there is none. `scanned` counts the rows read; `cut_short` says that the
+    scan limit ended the search before the page was full (more matches may follow).
+    """
+
+    events: list
+    next_before: tuple[datetime, int] | None
+    scanned: int
+    cut_short: bool = False
+
+
+def list_events(*, actor_user, event_type: Event | str | None = None, actor: str | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                before: tuple[datetime, int] | None = None, limit: int = PAGE_SIZE,
+                scan_limit: int = SCAN_LIMIT) -> EventPage:
+    """Telemetry events that `actor_user` may read, newest first, filtered and paginated.
+
+    Refuses (PermissionDenied) users without `governance.view_telemetryevent`.
+
+    - `event_type`: one registered `Event` (ValueError for an unknown name); None for any.
+    - `since` <= occurred_at < `until` (a half-open window, so adjacent windows never
+      share an event); either may be None.
+    - `actor`: exact, case-sensitive match; None for any ("" matches events without an actor).
+
+    Type and time are filtered in SQL (`name` and `occurred_at` are indexed). `actor` (like
+    `data`) is a PII column that is to be encrypted at rest with a fresh ciphertext on every
+    write, so SQL can neither compare nor order it: it is compared here, in Python, on the
+    decrypted values while the rows stream in (`.iterator()`), and the stream stops as soon
+    as the page is full and one further match proves that a next page exists, or after
+    `scan_limit` rows.
+
+    Pagination is keyset on (occurred_at, id), both descending, not an offset: an offset
+    would count matches, which with the actor filtered in Python means re-reading every
+    earlier page, and appended events would shift the pages. `before=(occurred_at, id)`
+    starts the page just after that event; pass the previous page's `next_before`.
+    """
+    from .models import TelemetryEvent
+
+    check_can_view_events(actor_user)
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    rows = TelemetryEvent.objects.order_by("-occurred_at", "-id")
+    if event_type is not None:
+        rows = rows.filter(name=Event(event_type).value)
+    if since is not None:
+        rows = rows.filter(occurred_at__gte=since)
+    if until is not None:
+        rows = rows.filter(occurred_at__lt=until)
+    if before is not None:
+        occurred_at, pk = before
+        rows = rows.filter(Q(occurred_at__lt=occurred_at) | Q(occurred_at=occurred_at, id__lt=pk))
+
+    # Without an actor filter every row matches: read one page and one more row, no more.
+    budget = limit + 1 if actor is None else max(scan_limit, limit + 1)
+    events: list = []
+    scanned, last = 0, None
+    for event in rows[:budget].iterator(chunk_size=min(budget, _CHUNK_SIZE)):
+        scanned += 1
+        if actor is None or event.actor == actor:
+            if len(events) == limit:  # a further match: the page is full and there is a next one
+                return EventPage(events, _keyset(events[-1]), scanned)
+            events.append(event)
+        last = event
+    if scanned == budget:  # stopped by the scan limit, not by the end of the rows
+        return EventPage(events, _keyset(last), scanned, cut_short=True)
+    return EventPage(events, None, scanned)
+
+
+def _keyset(event) -> tuple[datetime, int]:
+    return event.occurred_at, event.pk

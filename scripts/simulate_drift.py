@@ -157,9 +157,9 @@ def main(argv: list[str] | None = None, *, today: date | None = None) -> dict:
             print(f"{day.isoformat():<12} {mean:>9.3f} {report.n_current:>9} {report.kl_divergence:>8.4f}  "
                   f"{report.status}")
 
-    pending = (CalibrationProposal.objects.filter(proposed_by=drift.DRIFT_MONITOR_ACTOR,
-                                                  workflow__current_state__in=OPEN_STATES)
-               .select_related("workflow").order_by("created_at", "id"))
+    pending = [p for p in (CalibrationProposal.objects.filter(workflow__current_state__in=OPEN_STATES)
+                           .select_related("workflow").order_by("created_at", "id"))
+               if p.proposed_by == drift.DRIFT_MONITOR_ACTOR]  # encrypted column: matched in Python
     proposal = None
     print()
     for proposal in pending:

@@ -5,7 +5,7 @@ import importlib
 import pytest
 from django.db.backends.sqlite3.base import DatabaseOperations  # via .base: importing .operations first is circular
 
-APPEND_ONLY = importlib.import_module("workflows.migrations.0002_append_only_and_roles")
+APPEND_ONLY = importlib.import_module("workflows.migrations.0005_encrypt_pii")
 
 
 @pytest.fixture(autouse=True, scope="session")

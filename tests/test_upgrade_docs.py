@@ -13,7 +13,7 @@ from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowInstance, WorkflowTransition
 
-APPEND_ONLY = importlib.import_module("workflows.migrations.0002_append_only_and_roles")
+APPEND_ONLY = importlib.import_module("workflows.migrations.0005_encrypt_pii")
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "upgrade.md"
 

@@ -124,8 +124,8 @@ def state_of(proposal) -> str:
 
 
 def events_of(proposal) -> list[str]:
-    return list(WorkflowTransition.objects.filter(workflow__calibration_proposal__pk=proposal.pk)
-                .order_by("seq").values_list("payload__event", flat=True))
+    return [payload["event"] for payload in WorkflowTransition.objects.filter(
+        workflow__calibration_proposal__pk=proposal.pk).order_by("seq").values_list("payload", flat=True)]
 
 
 def assert_chains_valid() -> None:

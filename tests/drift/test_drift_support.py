@@ -159,7 +159,9 @@ def set_taus(**wanted: float):
 
 
 def drift_proposals():
-    return CalibrationProposal.objects.filter(proposed_by=DRIFT_MONITOR_ACTOR).select_related("workflow")
+    """The drift monitor's proposals (proposed_by is encrypted: matched in Python)."""
+    ids = [p.pk for p in CalibrationProposal.objects.all() if p.proposed_by == DRIFT_MONITOR_ACTOR]
+    return CalibrationProposal.objects.filter(pk__in=ids).select_related("workflow")
 
 
 def open_drift_proposals():

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 
 from workflows import services
-from workflows.persistence.models import WorkflowInstance
+from workflows.persistence.models import WorkflowInstance, WorkflowTransition
 from wf_support import SecureClient as Client
-from wf_support import (ESCALATE, HALT, HALT_COMPLEXITY, PAUSE, PROCEED, RISK, consensus, db_counts,
+from wf_support import (db_value, ESCALATE, HALT, HALT_COMPLEXITY, PAUSE, PROCEED, RISK, consensus, db_counts,
                         drop_append_only_triggers, reload, snapshot, submit, utcnow)
 
 pytestmark = pytest.mark.django_db
@@ -137,8 +137,8 @@ def test_verify_reports_a_tampered_chain(as_principal):
     proposal = reload(submit(HALT))
     drop_append_only_triggers()
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE workflows_workflowtransition SET reason = 'x' WHERE workflow_id = %s AND seq = 2",
-                       [proposal.pk])
+        cursor.execute("UPDATE workflows_workflowtransition SET reason = %s WHERE workflow_id = %s AND seq = 2",
+                       [db_value(WorkflowTransition, "reason", "x"), proposal.pk])
     body = post(as_principal(USER), url(proposal, "verify")).json()
     assert body["is_valid"] is False and body["broken_seq"] == 2 and body["message"].startswith("seq 2: hash mismatch")
 

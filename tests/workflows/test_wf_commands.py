@@ -16,8 +16,8 @@ from governance.models import ApiKey, Customer, Decision
 from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
-from workflows.persistence.models import WorkflowInstance
-from wf_support import (ESCALATE, HALT, PAUSE, PROCEED, RISK, all_hashes, consensus, db_counts,
+from workflows.persistence.models import WorkflowInstance, WorkflowTransition
+from wf_support import (db_value, ESCALATE, HALT, PAUSE, PROCEED, RISK, all_hashes, consensus, db_counts,
                         drop_append_only_triggers, reload, submit, wipe_workflow_tables)
 
 pytestmark = pytest.mark.django_db
@@ -248,8 +248,8 @@ def test_backup_of_a_broken_chain_is_refused_on_restore(populated, tmp_path):
     halted = reload(populated["halted"])
     drop_append_only_triggers()
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE workflows_workflowtransition SET reason = 'rewritten' WHERE workflow_id = %s "
-                       "AND seq = 2", [halted.pk])
+        cursor.execute("UPDATE workflows_workflowtransition SET reason = %s WHERE workflow_id = %s AND seq = 2",
+                       [db_value(WorkflowTransition, "reason", "rewritten"), halted.pk])
     run("aegis_backup", output=str(path))  # a faithful copy of a tampered database
     empty_database()
     error, _, _ = run_refused("aegis_restore", str(path))
@@ -333,8 +333,8 @@ def test_verify_chain_reports_a_broken_chain(populated):
     halted = reload(populated["halted"])
     drop_append_only_triggers()
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE workflows_workflowtransition SET triggered_by = 'mallory' WHERE workflow_id = %s "
-                       "AND seq = 3", [halted.pk])
+        cursor.execute("UPDATE workflows_workflowtransition SET triggered_by = %s WHERE workflow_id = %s "
+                       "AND seq = 3", [db_value(WorkflowTransition, "triggered_by", "mallory"), halted.pk])
     total = WorkflowInstance.objects.count()
     error, out, err = run_refused("aegis_verify_chain", all=True)
     assert error.returncode == 1 and "1 audit chain(s) failed verification" in str(error)

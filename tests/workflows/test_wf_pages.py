@@ -10,10 +10,10 @@ from django.db import connection
 
 from workflows import services
 from workflows.machines import Actor
-from workflows.persistence.models import WorkflowInstance
+from workflows.persistence.models import WorkflowInstance, WorkflowTransition
 from workflows.roles import Role
 from wf_support import SecureClient as Client
-from wf_support import (ESCALATE, HALT, HALT_COMPLEXITY, PAUSE, PROCEED, RISK, consensus, db_counts,
+from wf_support import (db_value, ESCALATE, HALT, HALT_COMPLEXITY, PAUSE, PROCEED, RISK, consensus, db_counts,
                         drop_append_only_triggers, reload, snapshot, submit)
 
 pytestmark = pytest.mark.django_db
@@ -153,8 +153,8 @@ def test_detail_shows_a_broken_chain(signed_in):
     proposal = reload(submit(HALT))
     drop_append_only_triggers()
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE workflows_workflowtransition SET reason = 'x' WHERE workflow_id = %s AND seq = 1",
-                       [proposal.pk])
+        cursor.execute("UPDATE workflows_workflowtransition SET reason = %s WHERE workflow_id = %s AND seq = 1",
+                       [db_value(WorkflowTransition, "reason", "x"), proposal.pk])
     html = signed_in("nina").get(page(proposal)).content.decode()
     assert 'id="chain-status">BROKEN<' in html and "seq 1: hash mismatch" in html
 

@@ -19,7 +19,7 @@ from workflows.machines import Actor
 from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from workflows.roles import Role
 
-APPEND_ONLY = importlib.import_module("workflows.migrations.0002_append_only_and_roles")
+APPEND_ONLY = importlib.import_module("workflows.migrations.0005_encrypt_pii")
 TABLE = APPEND_ONLY.TABLE  # workflows_workflowtransition
 
 # Engine inputs (contract defaults) and the proposal state each one leads to.

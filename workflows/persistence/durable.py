@@ -8,6 +8,8 @@ from typing import Any, Iterable, Iterator
 
 from django.core.exceptions import ValidationError
 
+from governance.fields import Undecryptable, undecryptable_as_marker
+
 from ..chain import checkpoint_hash, transition_hash
 from ..snapshot import checkpoint_data_of
 from .models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
@@ -37,6 +39,8 @@ def verify_transitions(workflow_id: str, rows: Iterable[tuple], *, version: int 
     count = 0
     for seq, from_state, to_state, triggered_by, reason, payload, created_at, prev_hash, stored in rows:
         count += 1
+        if any(isinstance(value, Undecryptable) for value in (triggered_by, reason, payload)):
+            return count, f"seq {seq}: cannot decrypt (no key in FERNET_KEYS decrypts its encrypted columns)", seq
         if seq != expected_seq:
             return count, f"seq {expected_seq}: gap in seq (next stored transition is seq {seq})", expected_seq
         if prev_hash != prev:
@@ -63,14 +67,17 @@ class DurableWorkflowEngine:
         return self.report(workflow_id).as_tuple()
 
     def report(self, workflow_id) -> ChainReport:
-        try:
-            workflow = WorkflowInstance.objects.get(workflow_id=workflow_id)
-        except (WorkflowInstance.DoesNotExist, ValueError, ValidationError):
-            return ChainReport(str(workflow_id), False, f"no workflow {workflow_id}", 0, 0)
-        rows = (WorkflowTransition.objects.filter(workflow=workflow).order_by("seq")
-                .values_list(*TRANSITION_COLUMNS[1:]))
-        checkpoints = list(WorkflowCheckpoint.objects.filter(workflow=workflow).order_by("seq")
-                           .values_list("seq", "checkpoint_data", "hash"))
+        """One workflow's report. A value no key decrypts makes the chain broken (reported),
+        not the verification (raised)."""
+        with undecryptable_as_marker():
+            try:
+                workflow = WorkflowInstance.objects.get(workflow_id=workflow_id)
+            except (WorkflowInstance.DoesNotExist, ValueError, ValidationError):
+                return ChainReport(str(workflow_id), False, f"no workflow {workflow_id}", 0, 0)
+            rows = list(WorkflowTransition.objects.filter(workflow=workflow).order_by("seq")
+                        .values_list(*TRANSITION_COLUMNS[1:]))
+            checkpoints = list(WorkflowCheckpoint.objects.filter(workflow=workflow).order_by("seq")
+                               .values_list("seq", "checkpoint_data", "hash"))
         return self._judge(workflow, rows, checkpoints)
 
     def verify_all(self) -> Iterator[ChainReport]:
@@ -82,16 +89,18 @@ class DurableWorkflowEngine:
             if not batch:
                 return
             last_id = batch[-1]
-            instances = {w.id: w for w in WorkflowInstance.objects.filter(id__in=batch)}
             transitions: dict[int, list[tuple]] = {pk: [] for pk in batch}
-            for row in (WorkflowTransition.objects.filter(workflow_id__in=batch).order_by("workflow_id", "seq")
-                        .values_list(*TRANSITION_COLUMNS).iterator(chunk_size=STREAM_CHUNK)):
-                transitions[row[0]].append(row[1:])
             checkpoints: dict[int, list[tuple]] = {pk: [] for pk in batch}
-            for row in (WorkflowCheckpoint.objects.filter(workflow_id__in=batch).order_by("workflow_id", "seq")
-                        .values_list("workflow_id", "seq", "checkpoint_data", "hash")
-                        .iterator(chunk_size=STREAM_CHUNK)):
-                checkpoints[row[0]].append(row[1:])
+            # Marked, not raised, while reading only (never across the yields below).
+            with undecryptable_as_marker():
+                instances = {w.id: w for w in WorkflowInstance.objects.filter(id__in=batch)}
+                for row in (WorkflowTransition.objects.filter(workflow_id__in=batch).order_by("workflow_id", "seq")
+                            .values_list(*TRANSITION_COLUMNS).iterator(chunk_size=STREAM_CHUNK)):
+                    transitions[row[0]].append(row[1:])
+                for row in (WorkflowCheckpoint.objects.filter(workflow_id__in=batch).order_by("workflow_id", "seq")
+                            .values_list("workflow_id", "seq", "checkpoint_data", "hash")
+                            .iterator(chunk_size=STREAM_CHUNK)):
+                    checkpoints[row[0]].append(row[1:])
             for pk in batch:
                 yield self._judge(instances[pk], transitions[pk], checkpoints[pk])
 
@@ -109,6 +118,9 @@ class DurableWorkflowEngine:
                                                    f"{last_state!r})",
                                count, len(checkpoints), count)
         for seq, data, stored in checkpoints:
+            if isinstance(data, Undecryptable):
+                return ChainReport(workflow_id, False, f"seq {seq}: cannot decrypt its checkpoint",
+                                   count, len(checkpoints), seq)
             if checkpoint_hash(data) != stored:
                 return ChainReport(workflow_id, False, f"seq {seq}: checkpoint mismatch (hash of its data differs)",
                                    count, len(checkpoints), seq)
@@ -121,6 +133,9 @@ class DurableWorkflowEngine:
             if newest is None or newest[0] != workflow.version:
                 return ChainReport(workflow_id, False,
                                    f"seq {workflow.version}: checkpoint mismatch (no checkpoint of the current state)",
+                                   count, len(checkpoints), workflow.version)
+            if isinstance(workflow.state_data, Undecryptable):
+                return ChainReport(workflow_id, False, f"seq {workflow.version}: cannot decrypt the workflow's state",
                                    count, len(checkpoints), workflow.version)
             if newest[1] != checkpoint_data_of(workflow):
                 return ChainReport(workflow_id, False,

@@ -67,13 +67,22 @@ class WorkflowTransition(models.Model):
         return f"#{self.seq} {self.from_state} → {self.to_state}"
 
 
+class ReencryptionWindow(models.Model):
+    """Open only inside a key-rotation transaction: inserted and deleted before it commits,
+    so no other connection ever sees a row. While one exists, the append-only trigger lets
+    that transaction rewrite the encrypted columns of transitions, and nothing else (the
+    hash chain covers the plaintext, so re-encryption leaves it valid)."""
+
+    opened_at = models.DateTimeField(default=timezone.now)
+
+
 class WorkflowCheckpoint(models.Model):
     workflow = models.ForeignKey(WorkflowInstance, on_delete=models.PROTECT, related_name="checkpoints")
     seq = models.PositiveIntegerField(help_text="The transition this snapshot follows.")
     checkpoint_data = pii_json_field()
     hash = models.CharField(max_length=64)
     created_at = models.DateTimeField()
-    created_by = models.CharField(max_length=150)
+    created_by = pii_text_field()
 
     class Meta:
         ordering = ["workflow_id", "seq"]

@@ -1,0 +1,188 @@
+"""/metrics under a real gunicorn with two workers (aegis_site/gunicorn.conf.py).
+
+Each worker is its own process with its own counters; only prometheus_client's
+multiprocess mode makes /metrics report the whole server, whichever worker answers.
+The server uses the test database, as the Celery worker of test_celery_worker.py does.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+from governance import services
+from governance.models import Tier
+
+ROOT = Path(__file__).resolve().parents[2]
+EVALUATIONS = 16
+CONCURRENCY = 4  # requests in flight at once: more than one sync worker has to answer
+# ENGINE.md §7 example A, as the API tests send it.
+PROPOSAL = {
+    "proposal_summary": "Add Redis caching layer to reduce API latency",
+    "estimated_impact": "medium",
+    "risk_baseline": 0.02,
+    "risk_proposed": 0.05,
+    "profit_baseline": 0.98,
+    "profit_proposed": 0.98,
+    "novelty_score": 0.75,
+    "complexity_score": 0.8,
+    "quality_score": 0.85,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def request(port: int, method: str, path: str, body: dict | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One request on a fresh connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json", "Connection": "close", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def answers(port: int) -> bool:
+    try:
+        return request(port, "GET", "/health")[0] == 200
+    except OSError:
+        return False
+
+
+def totals(text: str) -> dict[str, float]:
+    """Sample name -> sum over its label sets, for the decision and gate counters."""
+    sums = {"aegis_decisions_total": 0.0, "aegis_gate_results_total": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in sums:
+                sums[sample.name] += sample.value
+    return sums
+
+
+def per_process(directory: Path, sample_name: str, **labels: str) -> dict[int, float]:
+    """From the worker's own counter file: pid -> that process's sum of `sample_name`."""
+    result = {}
+    for path in directory.glob("counter_*.db"):
+        value = sum(sample.value for metric in MultiProcessCollector.merge([str(path)])
+                    for sample in metric.samples
+                    if sample.name == sample_name and labels.items() <= sample.labels.items())
+        result[int(path.stem.split("_")[1])] = value
+    return result
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (gunicorn then exits cleanly), SIGKILL if it hangs."""
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("metrics_dir", ["unset", "given, with samples of an earlier run"])
+def test_metrics_add_up_all_gunicorn_workers(tmp_path, metrics_dir):
+    customer, key, plaintext = services.create_customer("Acme", tier=Tier.objects.get(name="team"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k.lower() != "prometheus_multiproc_dir"}
+    env.update({"DJANGO_SETTINGS_MODULE": "aegis_site.test_settings", "DATABASE_URL": database_url(),
+                "SECURE_SSL_REDIRECT": "0", "TMPDIR": str(tmp_path / "tmp")})
+    (tmp_path / "tmp").mkdir()
+    if metrics_dir == "unset":
+        directory = None  # the config makes a temporary one, in TMPDIR
+    else:
+        directory = tmp_path / "prometheus"
+        directory.mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        # A finished process's counter file, as an earlier run leaves it behind.
+        subprocess.run([sys.executable, "-c", "from prometheus_client import Counter; "
+                        "Counter('aegis_decisions_total', 'stale', ['status', 'shadow'])"
+                        ".labels(status='approve', shadow='false').inc(1000)"], env=env, check=True)
+        assert list(directory.glob("counter_*.db"))
+
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "aegis_site/gunicorn.conf.py", "--workers", "2",
+             "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: answers(port) or server.poll() is not None, 60, "gunicorn to answer")
+        assert server.poll() is None, log_path.read_text()
+        if directory is None:
+            made = [p for p in (tmp_path / "tmp").iterdir() if p.is_dir()]
+            assert len(made) == 1, f"expected the config's temporary metrics directory, found {made}"
+            directory = made[0]
+        # Each worker creates its histogram file when it loads the app: both are ready.
+        wait_for(lambda: len(list(directory.glob("histogram_*.db"))) >= 2, 60, "both workers to load the app")
+
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            responses = list(pool.map(lambda i: request(port, "POST", "/evaluate", {**PROPOSAL, "proposal_summary":
+                                                        f"proposal {i}"}, {"Authorization": f"Bearer {plaintext}"}),
+                                      range(EVALUATIONS)))
+        assert [status for status, _ in responses] == [200] * EVALUATIONS, responses[0]
+        # Every gate a decision reports is counted once: five here (the sixth, utility, is
+        # evaluated only for proposals that carry a utility_result).
+        gates = sum(len(json.loads(body)["gates"]) for _, body in responses)
+        assert gates == 5 * EVALUATIONS
+
+        decided = per_process(directory, "aegis_decisions_total")
+        assert len([pid for pid, count in decided.items() if count > 0]) >= 2, \
+            f"one worker made every decision, the test proves nothing: {decided}"
+
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            scrapes = list(pool.map(lambda i: request(port, "GET", "/metrics"), range(8)))
+        for status, body in scrapes:
+            assert status == 200
+            assert totals(body.decode()) == {"aegis_decisions_total": EVALUATIONS,
+                                             "aegis_gate_results_total": gates}
+        scraped = per_process(directory, "aegis_http_requests_total", method="GET", status="200")
+        assert len([pid for pid, count in scraped.items() if count > 0]) >= 2, \
+            f"one worker answered every /metrics request: {scraped}"
+
+        stop(server)
+        assert server.returncode == 0, log_path.read_text()
+        if metrics_dir == "unset":
+            assert not directory.exists(), "the config's temporary directory outlived the server"
+    finally:
+        stop(server)

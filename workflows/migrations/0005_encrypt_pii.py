@@ -1,0 +1,92 @@
+"""Encrypt the PII of workflows (state, transitions, checkpoints), and let key rotation
+re-encrypt transitions without opening them to any other change.
+
+The append-only triggers are lifted while the columns are rewritten (the same transaction
+on PostgreSQL; SQLite re-creates the table anyway) and replaced by ones that allow an
+UPDATE only inside a key rotation's transaction (a ReencryptionWindow row exists, which
+no other connection can see) and only if every column but the encrypted ones is unchanged.
+"""
+
+import importlib
+
+import django.utils.timezone
+from django.db import migrations, models
+
+from governance.encryption_migration import encrypt_columns
+
+TABLE = "workflows_workflowtransition"
+WINDOW = "workflows_reencryptionwindow"
+MESSAGE = "workflow transitions are append-only"
+UNCHANGED = ("id", "workflow_id", "seq", "from_state", "to_state", "created_at", "prev_hash", "hash")
+
+OLD_SQLITE = [f"DROP TRIGGER IF EXISTS {TABLE}_no_update;", f"DROP TRIGGER IF EXISTS {TABLE}_no_delete;"]
+OLD_POSTGRES = [f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE};",
+                "DROP FUNCTION IF EXISTS aegis_refuse_transition_change();"]
+
+_SQLITE_SAME = " AND ".join(f"NEW.{column} IS OLD.{column}" for column in UNCHANGED)
+SQLITE_FORWARD = [
+    f"CREATE TRIGGER {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
+    f"WHEN NOT (EXISTS (SELECT 1 FROM {WINDOW}) AND {_SQLITE_SAME}) "
+    f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;",
+    f"CREATE TRIGGER {TABLE}_no_delete BEFORE DELETE ON {TABLE} BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;",
+]
+SQLITE_BACKWARD = OLD_SQLITE
+
+_POSTGRES_NEW = ", ".join(f"NEW.{column}" for column in UNCHANGED)
+_POSTGRES_OLD = ", ".join(f"OLD.{column}" for column in UNCHANGED)
+POSTGRES_FORWARD = [
+    f"""CREATE OR REPLACE FUNCTION aegis_refuse_transition_change() RETURNS trigger AS $$
+        BEGIN
+            IF TG_OP = 'UPDATE' AND EXISTS (SELECT 1 FROM {WINDOW})
+               AND ({_POSTGRES_NEW}) IS NOT DISTINCT FROM ({_POSTGRES_OLD}) THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'insufficient_privilege';
+        END;
+        $$ LANGUAGE plpgsql;""",
+    f"""CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE}
+        FOR EACH ROW EXECUTE FUNCTION aegis_refuse_transition_change();""",
+]
+POSTGRES_BACKWARD = OLD_POSTGRES
+
+# The triggers of 0002, to put back when this migration is reversed.
+_PREVIOUS = importlib.import_module("workflows.migrations.0002_append_only_and_roles")
+
+
+def _run(statements_by_vendor):
+    def run(apps, schema_editor):
+        vendor = schema_editor.connection.vendor
+        if vendor not in statements_by_vendor:
+            raise RuntimeError(f"no append-only trigger for database {vendor!r}")
+        for statement in statements_by_vendor[vendor]:
+            schema_editor.execute(statement)
+    return run
+
+
+class Migration(migrations.Migration):
+    dependencies = [("workflows", "0004_default_schedules"), ("governance", "0008_encrypt_pii")]
+
+    operations = [
+        migrations.RunPython(_run({"sqlite": OLD_SQLITE, "postgresql": OLD_POSTGRES}),
+                             _run({"sqlite": _PREVIOUS.SQLITE_FORWARD, "postgresql": _PREVIOUS.POSTGRES_FORWARD})),
+        migrations.CreateModel(
+            name="ReencryptionWindow",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("opened_at", models.DateTimeField(default=django.utils.timezone.now)),
+            ],
+        ),
+        *encrypt_columns("workflowinstance", {"state_data": models.JSONField(default=dict, blank=True)},
+                         app_label="workflows"),
+        *encrypt_columns("workflowtransition", {
+            "triggered_by": models.TextField(),
+            "reason": models.TextField(blank=True),
+            "payload": models.JSONField(default=dict, blank=True),
+        }, app_label="workflows"),
+        *encrypt_columns("workflowcheckpoint", {
+            "checkpoint_data": models.JSONField(),
+            "created_by": models.CharField(max_length=150),
+        }, app_label="workflows"),
+        migrations.RunPython(_run({"sqlite": SQLITE_FORWARD, "postgresql": POSTGRES_FORWARD}),
+                             _run({"sqlite": SQLITE_BACKWARD, "postgresql": POSTGRES_BACKWARD})),
+    ]
