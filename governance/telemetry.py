@@ -36,6 +36,7 @@ class Event(StrEnum):
     BACKUP_FAILED = "backup.failed"
     BACKUP_RESTORED = "backup.restored"
     AUDIT_VERIFIED = "audit.verified"
+    KEYS_ROTATED = "keys.rotated"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ REGISTRY: dict[Event, EventSpec] = {
     Event.AUDIT_VERIFIED: EventSpec(
         "Audit chains were verified.",
         lambda data: metrics.AUDIT_VERIFICATIONS.labels(result="valid" if data["broken"] == 0 else "broken").inc()),
+    Event.KEYS_ROTATED: EventSpec("Encrypted values were re-encrypted under the first of FERNET_KEYS."),
 }
 assert set(REGISTRY) == set(Event), "every event needs a spec"
 

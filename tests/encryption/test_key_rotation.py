@@ -1,0 +1,195 @@
+"""Key rotation (`manage.py aegis_rotate_keys`): A → B, remove A, everything reads and every
+chain verifies; an interrupted rotation resumes; append-only transitions stay closed to any
+other change; a missing key stops it with a clear error."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+from django.test import override_settings
+
+from calibration import services as calibration_services
+from governance.engine.inputs import parse_proposal
+from governance.fields import DecryptionError
+from governance.key_rotation import encrypted_tables, rotate_keys
+from governance.models import TelemetryEvent
+from workflows import services
+from workflows.machines import Actor
+from workflows.models import ReencryptionWindow
+from workflows.persistence.durable import DurableWorkflowEngine
+from workflows.persistence.models import WorkflowTransition
+from workflows.roles import Role
+
+KEY_A = settings.FERNET_KEYS[0]  # the key the migrations wrote the first configuration version under
+KEY_B = "rotation-test-key-B"
+RISK = Actor("rotation_rita", id=None, roles=frozenset({Role.RISK_LEAD}))
+
+pytestmark = pytest.mark.django_db
+
+
+def populate() -> None:
+    """Workflows (with an override's justification), a calibration proposal and the telemetry
+    they emit, all written under whatever FERNET_KEYS is in force."""
+    for summary, novelty in [("rotate me: routine", 0.1), ("rotate me: novel", 0.95), ("rotate me: third", 0.2)]:
+        workflow = services.submit_proposal(parse_proposal({"proposal_summary": summary, "novelty_score": novelty,
+                                                            "agent_id": "agent-rotation"}), actor=RISK)
+        if novelty > 0.9:
+            services.request_override(workflow.workflow_id, actor=RISK, justification="Rotation test: business need")
+    calibration_services.propose("epsilon_R", 0.02, "Rotation test justification", actor=RISK)
+
+
+def every_value() -> dict[tuple[str, int, str], object]:
+    """Every encrypted value of every row, read (decrypted) through the ORM."""
+    values = {}
+    for model, columns in encrypted_tables():
+        for row in model.objects.values("pk", *(c.name for c in columns)):
+            for column in columns:
+                values[(model._meta.label, row["pk"], column.name)] = row[column.name]
+    return values
+
+
+def raw_tokens() -> dict[tuple[str, int, str], bytes]:
+    tokens = {}
+    with connection.cursor() as cursor:
+        for model, columns in encrypted_tables():
+            names = ", ".join(c.column for c in columns)
+            cursor.execute(f"SELECT {model._meta.pk.column}, {names} FROM {model._meta.db_table}")
+            for pk, *values in cursor.fetchall():
+                for column, value in zip(columns, values):
+                    if value is not None:
+                        tokens[(model._meta.label, pk, column.name)] = bytes(value)
+    return tokens
+
+
+def all_chains_valid() -> bool:
+    reports = list(DurableWorkflowEngine().verify_all())
+    return bool(reports) and all(report.is_valid for report in reports)
+
+
+def test_rotation_from_a_to_b_then_removing_a_keeps_everything_readable_and_verified():
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        populate()
+        before = every_value()
+        tokens_before = raw_tokens()
+        assert all_chains_valid()
+    tables = {label for label, _, _ in before}
+    assert {"workflows.WorkflowTransition", "workflows.WorkflowInstance", "workflows.WorkflowCheckpoint",
+            "calibration.CalibrationProposal", "governance.TelemetryEvent"} <= tables
+
+    with override_settings(FERNET_KEYS=[KEY_B, KEY_A]):
+        assert rotate_keys(check_only=True).reencrypted == len(tokens_before)
+        result = rotate_keys(batch_size=3)
+        assert result.reencrypted == len(tokens_before)
+        assert rotate_keys(check_only=True).reencrypted == 0
+
+    with override_settings(FERNET_KEYS=[KEY_B]):
+        after = every_value()
+        assert {k: v for k, v in after.items() if k in before} == before
+        assert all_chains_valid()
+        tokens_after = raw_tokens()
+        assert all(tokens_after[key] != token for key, token in tokens_before.items())
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        with pytest.raises(DecryptionError):
+            every_value()
+    assert not ReencryptionWindow.objects.exists()
+
+
+def test_an_interrupted_rotation_resumes_and_finishes():
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        populate()
+        before = every_value()
+        total = len(raw_tokens())
+
+    class Interrupted(Exception):
+        pass
+
+    batches = []
+
+    def stop_after_two_batches(table):
+        batches.append(table.rows)
+        if len(batches) == 2:
+            raise Interrupted
+
+    with override_settings(FERNET_KEYS=[KEY_B, KEY_A]):
+        with pytest.raises(Interrupted):
+            rotate_keys(batch_size=2, on_batch=stop_after_two_batches)
+        left = rotate_keys(check_only=True).reencrypted
+        assert 0 < left < total  # the two committed batches stay rotated
+    with override_settings(FERNET_KEYS=[KEY_B]):
+        with pytest.raises(DecryptionError):  # not finished: A is still needed
+            every_value()
+    with override_settings(FERNET_KEYS=[KEY_B, KEY_A]):
+        assert rotate_keys(batch_size=2).reencrypted == left
+    with override_settings(FERNET_KEYS=[KEY_B]):
+        assert {k: v for k, v in every_value().items() if k in before} == before
+        assert all_chains_valid()
+
+
+def test_a_value_no_key_decrypts_stops_the_command_with_a_clear_error():
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        populate()
+    with override_settings(FERNET_KEYS=[KEY_B]):
+        with pytest.raises(CommandError) as error:
+            call_command("aegis_rotate_keys")
+    message = str(error.value)
+    assert "cannot decrypt" in message and "FERNET_KEYS" in message and "run again" in message
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        assert all_chains_valid()  # nothing was damaged
+
+
+def test_the_command_reports_and_check_exits_non_zero_until_done(capsys):
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        populate()
+    with override_settings(FERNET_KEYS=[KEY_B, KEY_A]):
+        with pytest.raises(CommandError) as error:
+            call_command("aegis_rotate_keys", "--check")
+        assert "not under the first key" in str(error.value)
+        call_command("aegis_rotate_keys", "--batch-size", "4")
+        out = capsys.readouterr().out
+        assert "workflows.WorkflowTransition (triggered_by, reason, payload)" in out and "rows/s" in out
+        call_command("aegis_rotate_keys", "--check")
+        assert "Every encrypted value is under the first key" in capsys.readouterr().out
+        event = TelemetryEvent.objects.filter(name="keys.rotated").latest("occurred_at")
+        assert event.actor == "aegis_rotate_keys" and event.data["reencrypted"] > 0
+    with pytest.raises(CommandError, match="--batch-size"):
+        call_command("aegis_rotate_keys", "--batch-size", "0")
+
+
+def _transition():
+    return WorkflowTransition.objects.order_by("id").first()
+
+
+def _rewrite(sql: str, params: list) -> None:
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def test_outside_a_rotation_the_encrypted_columns_of_transitions_stay_append_only():
+    populate()
+    transition = _transition()
+    token = WorkflowTransition._meta.get_field("reason").get_db_prep_save("rewritten", connection)
+    with pytest.raises(DatabaseError, match="append-only"):
+        _rewrite("UPDATE workflows_workflowtransition SET reason = %s WHERE id = %s", [token, transition.pk])
+
+
+@pytest.mark.parametrize("column, value", [("hash", "0" * 64), ("to_state", "approved"), ("seq", 99)])
+def test_inside_a_rotation_window_only_the_encrypted_columns_may_change(column, value):
+    populate()
+    transition = _transition()
+    with pytest.raises(DatabaseError, match="append-only"):
+        with transaction.atomic():
+            ReencryptionWindow.objects.create()
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE workflows_workflowtransition SET {column} = %s WHERE id = %s",
+                               [value, transition.pk])
+    with transaction.atomic():
+        window = ReencryptionWindow.objects.create()
+        token = WorkflowTransition._meta.get_field("reason").get_db_prep_save(transition.reason, connection)
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE workflows_workflowtransition SET reason = %s WHERE id = %s", [token, transition.pk])
+        window.delete()
+    assert _transition().reason == transition.reason
+    assert all_chains_valid()
