@@ -25,14 +25,24 @@ def test_models_and_migrations_agree():
     call_command("makemigrations", "--check", "--dry-run", stdout=StringIO())
 
 
+PRODUCTION_LIKE = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x7Jq2-production-like-" + "k" * 40 + "-Zr9",
+    "ALLOWED_HOSTS": "aegis.example.com",
+    "FERNET_KEYS": "pii-key-" + "q" * 40,
+}
+
+
 def test_check_deploy_is_clean_for_a_production_like_environment():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env={
-        "DEBUG": "0",
-        "SECRET_KEY": "x7Jq2-production-like-" + "k" * 40 + "-Zr9",
-        "ALLOWED_HOSTS": "aegis.example.com",
-    })
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_LIKE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_pii_would_be_encrypted_under_the_secret_key():
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    env={k: v for k, v in PRODUCTION_LIKE.items() if k != "FERNET_KEYS"})
+    assert result.returncode != 0 and "aegis.W001" in result.stderr and "FERNET_KEYS is not set" in result.stderr
 
 
 def test_refuses_to_start_on_the_development_secret_key_with_debug_off():

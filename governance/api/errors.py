@@ -9,6 +9,7 @@ from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from ..fields import DecryptionError
 from .middleware import request_id_of
 
 logger = logging.getLogger("aegis.api")
@@ -52,9 +53,37 @@ _DRF_ERRORS = {
 }
 
 
+DECRYPTION_FAILED = ("Stored data cannot be decrypted with the configured FERNET_KEYS; an operator must "
+                     "restore the missing key (see README, \"Rotating the encryption key\")")
+
+
+def decryption_failed(request, error: DecryptionError) -> JsonResponse:
+    """503, not 500: the server is misconfigured (a key is missing), nothing is broken in the
+    request. The log names the column, never a value."""
+    logger.error("%s (%s %s)", error, request.method, request.path)
+    return JsonResponse(error_body(request, DECRYPTION_FAILED, "decryption_failed"), status=503)
+
+
+class DecryptionErrorMiddleware:
+    """Answers a DecryptionError raised by any view (pages, admin) with the clear 503."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DecryptionError):
+            return decryption_failed(request, exception)
+        return None
+
+
 def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: map every API exception to the JSON error shape."""
     request = context["request"]
+    if isinstance(exc, DecryptionError):
+        return decryption_failed(request, exc)
     if isinstance(exc, ApiError):
         response = Response(error_body(request, exc.message, exc.code), status=exc.status_code)
         for name, value in exc.headers.items():
