@@ -35,6 +35,11 @@ def _copy(app_label: str, model_name: str, source: str, target: str):
                 return
             with connection.cursor() as cursor:
                 cursor.executemany(sql, [(target_field.get_db_prep_save(value, connection), pk) for pk, value in batch])
+                if connection.vendor == "postgresql":
+                    # Run the deferred foreign-key checks these UPDATEs queued now: PostgreSQL
+                    # refuses the next ALTER TABLE of this table while any are pending.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             last = batch[-1][0]
     return run
 
@@ -48,8 +53,13 @@ def encrypt_columns(model_name: str, columns: dict[str, models.Field], *, app_la
         temporary = f"{name}_encrypted"
         staging = EncryptedField(value_type=value_type, blank=plain.blank,
                                  default=plain.default if plain.has_default() else ({} if value_type == "json" else ""))
+        operations.append(migrations.AddField(model_name, temporary, staging, preserve_default=plain.has_default()))
+        if not plain.has_default() and not plain.blank:
+            # So that going back can re-add the plaintext column before refilling it.
+            nullable = plain.clone()
+            nullable.null = True
+            operations.append(migrations.AlterField(model_name, name, nullable))
         operations += [
-            migrations.AddField(model_name, temporary, staging, preserve_default=plain.has_default()),
             migrations.RunPython(_copy(app_label, model_name, name, temporary),
                                  _copy(app_label, model_name, temporary, name), elidable=False),
             migrations.RemoveField(model_name, name),

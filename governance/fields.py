@@ -100,7 +100,11 @@ def _ciphers(keys: tuple[str, ...]) -> tuple[MultiFernet, Fernet]:
 def current_ciphers() -> tuple[MultiFernet, Fernet]:
     """(all keys, the first key) from the FERNET_KEYS setting as it is now, so a settings
     change (tests, rotation) takes effect without restarting."""
-    return _ciphers(tuple(settings.FERNET_KEYS))
+    keys = getattr(settings, "FERNET_KEYS", None)
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(key, str) and key for key in keys):
+        raise ImproperlyConfigured("FERNET_KEYS must be a list of non-empty key strings (the first encrypts, "
+                                   f"all decrypt), got {type(keys).__name__}")
+    return _ciphers(tuple(keys))
 
 
 class EncryptedField(FernetField):

@@ -150,7 +150,7 @@ def list_events(*, actor_user, event_type: Event | str | None = None, actor: str
     - `actor`: exact, case-sensitive match; None for any ("" matches events without an actor).
 
     Type and time are filtered in SQL (`name` and `occurred_at` are indexed). `actor` (like
-    `data`) is a PII column that is to be encrypted at rest with a fresh ciphertext on every
+    `data`) is a PII column encrypted at rest, with a fresh ciphertext on every
     write, so SQL can neither compare nor order it: it is compared here, in Python, on the
     decrypted values while the rows stream in (`.iterator()`), and the stream stops as soon
     as the page is full and one further match proves that a next page exists, or after

@@ -3,21 +3,31 @@
 The file is ONE JSON document laid out one record per line, so it can be written and
 read without holding it in memory:
 
-    {"format": "aegis-backup", "format_version": 1, "sections": {
+    {"format": "aegis-backup", "format_version": 2, "sections": {
     "tiers": [
-    {…}
-    ,{…}
+    "gAAAAAB…"
+    ,"gAAAAAB…"
     ]
     ,"workflows": [
     …
     ]},
     "manifest": {"schema_version": …, "app_version": …, "counts": {…}, "sha256": …}}
 
-`sha256` covers every byte before the manifest line. A restore reads the file twice:
-first to check the manifest (hash, counts, every record parses), then to insert
-everything in one transaction and verify every restored audit chain; any failure rolls
-back, so nothing is half-restored. Rows that already exist identically are skipped, so
-restoring the same file twice changes nothing; a conflicting row refuses the restore.
+Format 2 keeps PII encrypted (PLATFORM.md §7): each record line is a JSON string holding a
+Fernet token, under the first of FERNET_KEYS, of that record's JSON compressed with zlib
+(ciphertext does not compress, so the file's gzip no longer can: compressing each record
+first keeps files about 4x smaller than encrypting the bare JSON would). The header, the
+section names and the manifest (versions, counts, hash) stay plain: they hold no PII, and
+the counts can be read without a key. Restoring decrypts with every key in FERNET_KEYS, so a
+backup written before a key rotation restores as long as its key is still listed (at the
+end: decrypt-only). Format 1 files (records as plain JSON objects) still restore.
+
+`sha256` covers every byte before the manifest line (the tokens, not the plaintext). A
+restore reads the file twice: first to check the manifest (hash, counts, every record
+decrypts and parses), then to insert everything in one transaction and verify every
+restored audit chain; any failure rolls back, so nothing is half-restored. Rows that
+already exist identically are skipped, so restoring the same file twice changes nothing; a
+conflicting row refuses the restore.
 """
 
 from __future__ import annotations
@@ -31,11 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from cryptography.fernet import InvalidToken
 from django.db import transaction
 from django.utils import timezone
 
 from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
+from governance.fields import current_ciphers
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from governance.models import ApiKey, Customer, Decision, Tier
 from governance.telemetry import Event, emit
@@ -45,9 +57,18 @@ from .persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTr
 from .serialization import ensure_utc, utc_iso
 
 FORMAT = "aegis-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written; 1 (plain records) is still read
+PLAIN_RECORDS = 1
+READABLE_VERSIONS = (PLAIN_RECORDS, FORMAT_VERSION)
 BATCH = 1000
-HEADER = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION})[:-1] + ', "sections": {\n'
+
+
+def _header(version: int) -> str:
+    return json.dumps({"format": FORMAT, "format_version": version})[:-1] + ', "sections": {\n'
+
+
+HEADERS = {_header(version): version for version in READABLE_VERSIONS}
+HEADER = _header(FORMAT_VERSION)
 MANIFEST_PREFIX = '"manifest": '
 
 
@@ -290,9 +311,18 @@ def _record_line(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _sealed_line(sealer, record: dict[str, Any]) -> str:
+    """A record as format 2 writes it: a JSON string holding the Fernet token of its JSON,
+    zlib-compressed (tokens are URL-safe base64, so quoting them is all JSON needs)."""
+    plaintext = zlib.compress(_record_line(record).encode("utf-8"), 6)
+    return '"' + sealer.encrypt(plaintext).decode("ascii") + '"'
+
+
 def write_backup(path: str | Path) -> dict[str, Any]:
-    """Write a backup to `path` (gzip if it ends in .gz); returns the manifest."""
+    """Write a backup to `path` (gzip if it ends in .gz), every record encrypted under the
+    first of FERNET_KEYS; returns the manifest."""
     path = Path(path)
+    _, sealer = current_ciphers()  # before anything is written: no keys, no file
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
     partial = path.with_name(path.name + ".partial")
@@ -311,7 +341,7 @@ def write_backup(path: str | Path) -> dict[str, Any]:
                 emit(("," if position else "") + json.dumps(section.name) + ": [\n")
                 count = 0
                 for record in section.dump():
-                    emit(("," if count else "") + _record_line(record) + "\n")
+                    emit(("," if count else "") + _sealed_line(sealer, record) + "\n")
                     count += 1
                 emit("]\n")
                 counts[section.name] = count
@@ -326,6 +356,16 @@ def write_backup(path: str | Path) -> dict[str, Any]:
 
 # --- reading ------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A record line that does not give a record (format 2: no key decrypts it, or it is not
+    a token; format 1: not a JSON object). Reported, not raised, by `_records`: the first
+    pass must finish the hash first, so that a file altered after writing is called that,
+    not a key problem."""
+
+    message: str
+
+
 def _open_text(path: Path):
     with open(path, "rb") as probe:
         magic = probe.read(2)
@@ -334,11 +374,49 @@ def _open_text(path: Path):
     return open(path, "r", encoding="utf-8", newline="\n")
 
 
+def _format_of(first_line: str) -> int:
+    """The format version a file's first line announces; refuses anything else."""
+    version = HEADERS.get(first_line)
+    if version is not None:
+        return version
+    try:
+        header = json.loads(first_line.rstrip("\n") + "}}")
+    except ValueError:
+        header = None
+    if (isinstance(header, dict) and header.get("format") == FORMAT
+            and header.get("format_version") not in READABLE_VERSIONS):
+        raise BackupError(f"backup format {header.get('format_version')} is not supported "
+                          f"(this release reads {', '.join(map(str, READABLE_VERSIONS))})")
+    raise BackupError("not an AEGIS backup (unexpected first line)")
+
+
+def _unseal(ciphers, token: Any, section: str, number: int) -> dict[str, Any] | Unreadable:
+    where = f"section {section!r}, record {number}"
+    if not isinstance(token, str):
+        return Unreadable(f"{where} is not an encrypted record (format {FORMAT_VERSION} encrypts every record)")
+    try:
+        plaintext = ciphers.decrypt(token.encode("ascii"))
+    except (InvalidToken, UnicodeEncodeError):
+        return Unreadable(f"{where}: no key in FERNET_KEYS decrypts it; the backup was written under a key that is "
+                          "no longer in FERNET_KEYS (put that key back, at the end of the list, to restore it)")
+    try:
+        record = json.loads(zlib.decompress(plaintext).decode("utf-8"))
+    except (zlib.error, ValueError):
+        return Unreadable(f"{where} decrypts to something that is not a compressed JSON record")
+    if not isinstance(record, dict):
+        return Unreadable(f"{where} decrypts to something that is not a compressed JSON record")
+    return record
+
+
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
-    """Yield ("record", (section, dict)) for each record, then ("manifest", dict).
-    Checks the layout and the running SHA-256 as it goes."""
+    """Yield ("record", (section, number in section, record or Unreadable)) for each record,
+    then ("manifest", dict). Checks the layout and the running SHA-256 as it goes; format-2
+    records are decrypted with every key in FERNET_KEYS."""
     digest = hashlib.sha256()
     section = None
+    number_in_section = 0
+    version = None
+    ciphers = None
     expected_sections = [s.name for s in SECTIONS]
     seen_sections: list[str] = []
     try:
@@ -354,12 +432,14 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                     if seen_sections != expected_sections:
                         raise BackupError(f"sections {seen_sections} found, expected {expected_sections}")
                     manifest["_computed_sha256"] = digest.hexdigest()
+                    manifest["_layout_version"] = version
                     yield "manifest", manifest
                     return
                 digest.update(line.encode("utf-8"))
                 if number == 1:
-                    if line != HEADER:
-                        raise BackupError("not an AEGIS backup (unexpected first line)")
+                    version = _format_of(line)
+                    if version != PLAIN_RECORDS:
+                        ciphers, _ = current_ciphers()  # one key set for the whole pass
                     continue
                 stripped = line.rstrip("\n")
                 if section is None:
@@ -371,40 +451,63 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                     except ValueError:
                         raise BackupError(f"line {number}: expected a section header") from None
                     seen_sections.append(section)
+                    number_in_section = 0
                     continue
                 if stripped == "]":
                     section = None
                     continue
+                number_in_section += 1
                 try:
-                    yield "record", (section, json.loads(stripped.lstrip(",")))
+                    item = json.loads(stripped.lstrip(","))
                 except ValueError:
                     raise BackupError(f"line {number}: a record of section {section!r} is not valid JSON") from None
+                if ciphers is not None:
+                    item = _unseal(ciphers, item, section, number_in_section)
+                elif not isinstance(item, dict):
+                    item = Unreadable(f"section {section!r}, record {number_in_section} is not a JSON object")
+                yield "record", (section, number_in_section, item)
     except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as exc:
         raise BackupError(f"cannot read {path}: {exc}") from None
     raise BackupError("the file ends before its manifest: truncated or not an AEGIS backup")
 
 
+def _check_manifest(manifest: dict[str, Any]) -> None:
+    if manifest.get("sha256") != manifest["_computed_sha256"]:
+        raise BackupError("SHA-256 mismatch: the file was changed or corrupted after it was written")
+    declared = manifest.get("format_version")
+    if declared not in READABLE_VERSIONS:
+        raise BackupError(f"backup format {declared} is not supported "
+                          f"(this release reads {', '.join(map(str, READABLE_VERSIONS))})")
+    if declared != manifest["_layout_version"]:
+        raise BackupError(f"the manifest says format {declared} but the file is laid out as format "
+                          f"{manifest['_layout_version']}")
+
+
 def check_backup(path: str | Path) -> dict[str, Any]:
-    """Pass 1: the manifest's hash and counts match the content. Returns the manifest."""
+    """Pass 1: the manifest's hash and counts match the content, and every record decrypts
+    (with FERNET_KEYS) and parses. Returns the manifest."""
     path = Path(path)
     if not path.exists():
         raise BackupError(f"{path}: file not found")
     counts: dict[str, int] = {}
+    first_unreadable: Unreadable | None = None
     for kind, item in _records(path):
         if kind == "record":
             counts[item[0]] = counts.get(item[0], 0) + 1
+            if first_unreadable is None and isinstance(item[2], Unreadable):
+                first_unreadable = item[2]
             continue
         manifest = item
-        if manifest.get("sha256") != manifest.pop("_computed_sha256"):
-            raise BackupError("SHA-256 mismatch: the file was changed or corrupted after it was written")
+        _check_manifest(manifest)
         declared = manifest.get("counts", {})
         for name in declared:
             if declared[name] != counts.get(name, 0):
                 raise BackupError(f"section {name!r} holds {counts.get(name, 0)} records, the manifest says "
                                   f"{declared[name]}")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise BackupError(f"backup format {manifest.get('format_version')} is not supported "
-                              f"(this release reads {FORMAT_VERSION})")
+        if first_unreadable is not None:
+            raise BackupError(first_unreadable.message)
+        manifest.pop("_computed_sha256")
+        manifest.pop("_layout_version")
         return manifest
     raise BackupError("no manifest")  # unreachable: _records raises first
 
@@ -420,9 +523,12 @@ def restore_backup(path: str | Path) -> dict[str, int]:
         pending: list[dict] = []
         current = None
         for kind, item in _records(path):
-            if kind == "manifest":
+            if kind == "manifest":  # the file could have changed since the first pass
+                _check_manifest(item)
                 break
-            name, record = item
+            name, _, record = item
+            if isinstance(record, Unreadable):  # only if the keys or the file changed since the first pass
+                raise BackupError(record.message)
             if name != current or len(pending) >= BATCH:
                 if pending:
                     inserted[current] += restorers[current](pending)

@@ -1,5 +1,6 @@
-"""aegis_backup / aegis_restore (plain and gzip; corrupted, truncated and conflicting files
-refused with nothing restored), aegis_preflight and aegis_verify_chain."""
+"""aegis_backup / aegis_restore (plain and gzip, encrypted format 2 and plain format 1;
+corrupted, truncated and conflicting files refused with nothing restored), aegis_preflight
+and aegis_verify_chain. Encryption of backups in detail: test_wf_backup_encryption.py."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowInstance, WorkflowTransition
+from backup_support import is_format_1, read_text, record_positions, records_of, write_format_1, write_text
 from wf_support import (db_value, ESCALATE, HALT, PAUSE, PROCEED, RISK, all_hashes, consensus, db_counts,
                         drop_append_only_triggers, reload, submit, wipe_workflow_tables)
 
@@ -79,12 +81,25 @@ def all_chains_valid():
 
 # --- backup and restore ----------------------------------------------------------------------
 
+def make_backup(path: Path, fmt: int) -> str:
+    """Format 2 through aegis_backup (its output returned); format 1 as older releases wrote it."""
+    if fmt == 2:
+        return run("aegis_backup", output=str(path))[0]
+    write_format_1(path)
+    return ""
+
+
+FORMATS = pytest.mark.parametrize("fmt", [2, 1], ids=["format-2", "format-1"])
+
+
+@FORMATS
 @pytest.mark.parametrize("name", ["backup.json", "backup.json.gz"])
-def test_backup_empty_database_restore_gives_identical_verified_chains(populated, tmp_path, name):
+def test_backup_empty_database_restore_gives_identical_verified_chains(populated, tmp_path, name, fmt):
     path = tmp_path / name
     hashes, tenants, counts = all_hashes(), tenant_state(), db_counts()
-    out, _ = run("aegis_backup", output=str(path))
-    assert f"Backup written to {path}" in out and f"workflows {counts[0]}" in out
+    out = make_backup(path, fmt)
+    if fmt == 2:
+        assert f"Backup written to {path}" in out and f"workflows {counts[0]}" in out
     with open(path, "rb") as f:
         assert (f.read(2) == b"\x1f\x8b") == name.endswith(".gz")
 
@@ -103,10 +118,11 @@ def test_backup_empty_database_restore_gives_identical_verified_chains(populated
     assert reload(populated["vote"]).current_state == "approved"
 
 
+@FORMATS
 @pytest.mark.parametrize("name", ["backup.json", "backup.json.gz"])
-def test_restoring_twice_changes_nothing(populated, tmp_path, name):
+def test_restoring_twice_changes_nothing(populated, tmp_path, name, fmt):
     path = tmp_path / name
-    run("aegis_backup", output=str(path))
+    make_backup(path, fmt)
     hashes, tenants, counts = all_hashes(), tenant_state(), db_counts()
     out, _ = run("aegis_restore", str(path))  # onto the database it came from
     assert ("inserted tiers 0, customers 0, api_keys 0, decisions 0, configuration_versions 0, workflows 0, "
@@ -118,29 +134,33 @@ def test_restoring_twice_changes_nothing(populated, tmp_path, name):
     assert (all_hashes(), tenant_state(), db_counts()) == (hashes, tenants, counts)
 
 
+def _a_workflow_record(text: str) -> tuple[list[str], int]:
+    lines = text.splitlines(keepends=True)
+    return lines, next(index for section, index in record_positions(lines) if section == "workflows")
+
+
 def flip_byte_in_a_record(text: str) -> str:
-    """Change one character inside a workflow record (still valid JSON)."""
-    marker = '"current_state":"in_review"'
-    assert marker in text
-    return text.replace(marker, '"current_state":"in_reviex"', 1)
+    """Change one character inside a workflow record (still valid JSON): in format 1 a
+    value, in format 2 a character in the middle of the record's token."""
+    if is_format_1(text):
+        marker = '"current_state":"in_review"'
+        assert marker in text
+        return text.replace(marker, '"current_state":"in_reviex"', 1)
+    lines, index = _a_workflow_record(text)
+    line = lines[index]
+    middle = len(line) // 2
+    lines[index] = line[:middle] + ("B" if line[middle] == "A" else "A") + line[middle + 1:]
+    return "".join(lines)
 
 
 def break_json_in_a_record(text: str) -> str:
-    marker = '"workflow_type":"consensus"'
-    assert marker in text
-    return text.replace(marker, '"workflow_type"X"consensus"', 1)
-
-
-def read_text(path: Path) -> str:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return f.read()
-
-
-def write_text(path: Path, text: str) -> None:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8", newline="\n") as f:
-        f.write(text)
+    if is_format_1(text):
+        marker = '"workflow_type":"consensus"'
+        assert marker in text
+        return text.replace(marker, '"workflow_type"X"consensus"', 1)
+    lines, index = _a_workflow_record(text)
+    lines[index] = lines[index].rstrip("\n").removesuffix('"') + "\n"  # the token's closing quote gone
+    return "".join(lines)
 
 
 def assert_nothing_restored(expected_counts, expected_tenants):
@@ -148,6 +168,7 @@ def assert_nothing_restored(expected_counts, expected_tenants):
     assert tenant_state() == expected_tenants
 
 
+@FORMATS
 @pytest.mark.parametrize("name", ["backup.json", "backup.json.gz"])
 @pytest.mark.parametrize("damage, reason", [
     (flip_byte_in_a_record, "SHA-256 mismatch"),
@@ -156,9 +177,9 @@ def assert_nothing_restored(expected_counts, expected_tenants):
     (lambda text: text[: text.index('"manifest"')], "ends before its manifest"),
     (lambda text: text.replace('"sections": {', '"sections":{', 1), "unexpected first line"),
 ], ids=["flipped-byte", "broken-json", "truncated-mid-record", "manifest-cut", "not-a-backup"])
-def test_damaged_backup_is_refused_and_nothing_restored(populated, tmp_path, name, damage, reason):
+def test_damaged_backup_is_refused_and_nothing_restored(populated, tmp_path, name, damage, reason, fmt):
     path = tmp_path / name
-    run("aegis_backup", output=str(path))
+    make_backup(path, fmt)
     write_text(path, damage(read_text(path)))
     empty_database()
     counts, tenants = db_counts(), tenant_state()
@@ -271,10 +292,11 @@ def test_backup_carries_configuration_versions_and_calibration_proposals(tmp_pat
     proposal = calibration_services.propose("tau_warning", 0.25, "Fewer false alarms", actor=RISK)
     path = tmp_path / "backup.json"
     run("aegis_backup", output=str(path))
-    text = path.read_text(encoding="utf-8")
-    for version in ConfigurationVersion.objects.all():
-        assert version.content_hash in text
-    assert str(proposal.proposal_id) in text
+    records = records_of(path)
+    assert {r["content_hash"] for s, r in records if s == "configuration_versions"} == set(
+        ConfigurationVersion.objects.values_list("content_hash", flat=True))
+    assert [r["justification"] for s, r in records if s == "calibration_proposals"
+            and r["proposal_id"] == str(proposal.proposal_id)] == ["Fewer false alarms"]
     CalibrationProposal.objects.all().delete()
     wipe_workflow_tables()
     run("aegis_restore", str(path))
