@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import path, reverse
 
+from governance.admin import ReadOnlyAdmin
 from workflows.services import actor_for, allowed_events
 
 from . import services
@@ -12,18 +13,9 @@ from .models import CalibrationProposal, ConfigurationVersion
 
 
 @admin.register(ConfigurationVersion)
-class ConfigurationVersionAdmin(admin.ModelAdmin):
+class ConfigurationVersionAdmin(ReadOnlyAdmin):
     list_display = ("version", "source", "source_ref", "author", "created_at", "content_hash")
     readonly_fields = ("version", "parameters", "content_hash", "source", "source_ref", "author", "parent", "created_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CalibrationProposal)

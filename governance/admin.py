@@ -8,6 +8,19 @@ from .api.errors import ApiError
 from .models import ApiKey, Customer, Decision, DriftBaseline, DriftReport, TelemetryEvent, Tier
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records nobody edits by hand (decisions, audit trail, versions, telemetry)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
     list_display = ("name", "display_name", "monthly_evaluations", "rate_per_minute", "max_keys")
@@ -83,22 +96,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):
+class DecisionAdmin(ReadOnlyAdmin):
     """Decisions are records: read-only."""
 
     list_display = ("decision_id", "customer", "status", "shadow", "channel", "config_version", "created_at")
     list_filter = ("status", "shadow", "channel", "customer")
     date_hierarchy = "created_at"
     search_fields = ("decision_id",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DriftBaseline)
@@ -123,20 +127,11 @@ class DriftReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(TelemetryEvent)
-class TelemetryEventAdmin(admin.ModelAdmin):
+class TelemetryEventAdmin(ReadOnlyAdmin):
     """Telemetry events are append-only records: view only. `actor` and `data` are PII
-    columns (to be encrypted at rest), so there is no search or filter on them here; the
+    columns (encrypted at rest), so there is no search or filter on them here; the
     /telemetry/ page filters by actor (in Python, over the decrypted values)."""
 
     list_display = ("name", "occurred_at", "actor", "subject")
     list_filter = ("name", "occurred_at")
     show_full_result_count = False  # the table grows without bound: no second COUNT(*)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

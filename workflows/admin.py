@@ -3,6 +3,8 @@ workflow services, never by hand."""
 
 from django.contrib import admin
 
+from governance.admin import ReadOnlyAdmin
+
 from .persistence.models import (
     BackupRun,
     ChainVerificationRun,
@@ -10,17 +12,6 @@ from .persistence.models import (
     WorkflowInstance,
     WorkflowTransition,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TransitionInline(admin.TabularInline):

@@ -11,10 +11,8 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from governance import services
 from governance.models import Tier
+from process_support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EVALUATIONS = 16
@@ -41,22 +40,6 @@ PROPOSAL = {
     "complexity_score": 0.8,
     "quality_score": 0.85,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def database_url() -> str:
