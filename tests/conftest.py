@@ -5,22 +5,26 @@ import importlib
 import pytest
 from django.db.backends.sqlite3.base import DatabaseOperations  # via .base: importing .operations first is circular
 
-APPEND_ONLY = importlib.import_module("workflows.migrations.0005_encrypt_pii")
+# table -> the migration module holding its SQLite append-only triggers
+APPEND_ONLY = {
+    "workflows_workflowtransition": importlib.import_module("workflows.migrations.0005_encrypt_pii"),
+    "governance_telemetryevent": importlib.import_module("governance.migrations.0009_append_only_telemetry"),
+}
 
 
 @pytest.fixture(autouse=True, scope="session")
 def flush_around_append_only_triggers():
     """Transactional tests empty the database with `flush` between tests. On SQLite that
-    is DELETE FROM, which the append-only trigger refuses; lift the triggers for the
+    is DELETE FROM, which the append-only triggers refuse; lift the triggers for the
     flush only and put them back in the same statement list. (PostgreSQL flushes with
     TRUNCATE, which the row triggers do not cover.)"""
     original = DatabaseOperations.sql_flush
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
         statements = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
-        if APPEND_ONLY.TABLE not in tables:
-            return statements
-        return [*APPEND_ONLY.SQLITE_BACKWARD, *statements, *APPEND_ONLY.SQLITE_FORWARD]
+        lifted = [APPEND_ONLY[table] for table in tables if table in APPEND_ONLY]
+        return [*(sql for module in lifted for sql in module.SQLITE_BACKWARD), *statements,
+                *(sql for module in lifted for sql in module.SQLITE_FORWARD)]
 
     DatabaseOperations.sql_flush = sql_flush
     yield

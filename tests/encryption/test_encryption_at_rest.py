@@ -515,7 +515,7 @@ def bytes_field() -> EncryptedField:
     for the error messages."""
     field = EncryptedField(value_type="bytes")
     field.set_attributes_from_name("blob")
-    field.model = TelemetryEvent
+    field.model = WorkflowInstance
     return field
 
 
@@ -525,9 +525,9 @@ def bytes_field() -> EncryptedField:
                          ids=["non-utf8", "empty", "all-bytes", "lookalike", "bytearray", "memoryview"])
 def test_bytes_round_trip_through_the_database(value):
     field = bytes_field()
-    event = TelemetryEvent.objects.create(name="decision.made")
-    write_raw(TelemetryEvent, "data", event.pk, field.get_db_prep_save(value, connection))
-    [stored] = raw_column(TelemetryEvent, "data")
+    host = WorkflowInstance.objects.create(workflow_type="proposal", current_state="submitted", status="pending")
+    write_raw(WorkflowInstance, "state_data", host.pk, field.get_db_prep_save(value, connection))
+    [stored] = raw_column(WorkflowInstance, "state_data")
     assert stored.startswith(b"gAAAAA")
     back = field.from_db_value(stored, None, connection)
     assert type(back) is bytes and back == bytes(value)

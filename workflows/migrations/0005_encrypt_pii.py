@@ -23,31 +23,44 @@ OLD_SQLITE = [f"DROP TRIGGER IF EXISTS {TABLE}_no_update;", f"DROP TRIGGER IF EX
 OLD_POSTGRES = [f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE};",
                 "DROP FUNCTION IF EXISTS aegis_refuse_transition_change();"]
 
-_SQLITE_SAME = " AND ".join(f"NEW.{column} IS OLD.{column}" for column in UNCHANGED)
-SQLITE_FORWARD = [
-    f"CREATE TRIGGER {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
-    f"WHEN NOT (EXISTS (SELECT 1 FROM {WINDOW}) AND {_SQLITE_SAME}) "
-    f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;",
-    f"CREATE TRIGGER {TABLE}_no_delete BEFORE DELETE ON {TABLE} BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END;",
-]
-SQLITE_BACKWARD = OLD_SQLITE
 
-_POSTGRES_NEW = ", ".join(f"NEW.{column}" for column in UNCHANGED)
-_POSTGRES_OLD = ", ".join(f"OLD.{column}" for column in UNCHANGED)
-POSTGRES_FORWARD = [
-    f"""CREATE OR REPLACE FUNCTION aegis_refuse_transition_change() RETURNS trigger AS $$
-        BEGIN
-            IF TG_OP = 'UPDATE' AND EXISTS (SELECT 1 FROM {WINDOW})
-               AND ({_POSTGRES_NEW}) IS NOT DISTINCT FROM ({_POSTGRES_OLD}) THEN
-                RETURN NEW;
-            END IF;
-            RAISE EXCEPTION '{MESSAGE}' USING ERRCODE = 'insufficient_privilege';
-        END;
-        $$ LANGUAGE plpgsql;""",
-    f"""CREATE TRIGGER {TABLE}_append_only BEFORE UPDATE OR DELETE ON {TABLE}
-        FOR EACH ROW EXECUTE FUNCTION aegis_refuse_transition_change();""",
-]
-POSTGRES_BACKWARD = OLD_POSTGRES
+def append_only_triggers(table: str, unchanged: tuple[str, ...], message: str,
+                         function: str) -> dict[str, tuple[list[str], list[str]]]:
+    """{vendor: (install, remove)} statements making `table` append-only, except that inside
+    a re-encryption window an UPDATE may change the columns not listed in `unchanged`.
+    (Governance's telemetry migration builds its triggers here too.)"""
+    sqlite_same = " AND ".join(f"NEW.{column} IS OLD.{column}" for column in unchanged)
+    new = ", ".join(f"NEW.{column}" for column in unchanged)
+    old = ", ".join(f"OLD.{column}" for column in unchanged)
+    sqlite = [
+        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+        f"WHEN NOT (EXISTS (SELECT 1 FROM {WINDOW}) AND {sqlite_same}) "
+        f"BEGIN SELECT RAISE(ABORT, '{message}'); END;",
+        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END;",
+    ]
+    postgres = [
+        f"""CREATE OR REPLACE FUNCTION {function}() RETURNS trigger AS $$
+            BEGIN
+                IF TG_OP = 'UPDATE' AND EXISTS (SELECT 1 FROM {WINDOW})
+                   AND ({new}) IS NOT DISTINCT FROM ({old}) THEN
+                    RETURN NEW;
+                END IF;
+                RAISE EXCEPTION '{message}' USING ERRCODE = 'insufficient_privilege';
+            END;
+            $$ LANGUAGE plpgsql;""",
+        f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {function}();""",
+    ]
+    return {
+        "sqlite": (sqlite, [f"DROP TRIGGER IF EXISTS {table}_no_update;", f"DROP TRIGGER IF EXISTS {table}_no_delete;"]),
+        "postgresql": (postgres, [f"DROP TRIGGER IF EXISTS {table}_append_only ON {table};",
+                                  f"DROP FUNCTION IF EXISTS {function}();"]),
+    }
+
+
+_TRIGGERS = append_only_triggers(TABLE, UNCHANGED, MESSAGE, "aegis_refuse_transition_change")
+SQLITE_FORWARD, SQLITE_BACKWARD = _TRIGGERS["sqlite"]
+POSTGRES_FORWARD, POSTGRES_BACKWARD = _TRIGGERS["postgresql"]
 
 # The triggers of 0002, to put back when this migration is reversed.
 _PREVIOUS = importlib.import_module("workflows.migrations.0002_append_only_and_roles")
