@@ -1,11 +1,13 @@
 """The rollback procedure in docs/upgrade.md runs as written."""
 
+import asyncio
 import importlib
 import re
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
 
 from governance.engine.inputs import parse_proposal
 from workflows import services
@@ -51,10 +53,15 @@ def test_documented_rollback_procedure_restores_identical_verified_chains(tmp_pa
     block = rollback_block()
     export_part, restore_part = block.split("# ... upgrade fails", 1)
     namespace: dict = {}
-    exec(export_part, namespace)
-    wipe_workflows()
-    assert WorkflowInstance.objects.count() == 0
-    exec("# ... upgrade fails" + restore_part, namespace)
+    try:
+        exec(export_part, namespace)
+        wipe_workflows()
+        assert WorkflowInstance.objects.count() == 0
+        exec("# ... upgrade fails" + restore_part, namespace)
+    finally:
+        # The procedure's awaits ran the ORM in asgiref's worker thread; close that thread's
+        # connection, or PostgreSQL cannot drop the test database at the end of the run.
+        asyncio.run(sync_to_async(connections.close_all)())
     assert dict(WorkflowTransition.objects.values_list("hash", "seq")) == before
     assert len(namespace["restored"]) == 2
     assert DurableWorkflowEngine().verify_audit_chain(halted.workflow_id)[0]
