@@ -85,45 +85,84 @@ def _fresh(value, *, where: str, check_only: bool) -> bytes | None:
                               "written under in FERNET_KEYS until the rotation has finished") from None
 
 
+class _TablePass:
+    """One table's rotation: its SQL, and re-encrypting a set of its rows in the caller's
+    transaction."""
+
+    def __init__(self, model, columns: list[EncryptedField], *, check_only: bool):
+        quote = connection.ops.quote_name
+        self.table, self.pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+        self.columns = columns
+        self.check_only = check_only
+        self.names = ", ".join(quote(c.column) for c in columns)
+        self.update = (f"UPDATE {self.table} SET " + ", ".join(f"{quote(c.column)} = %s" for c in columns)
+                       + f" WHERE {self.pk} = %s")
+        self.result = TableRotation(model._meta.label, tuple(c.name for c in columns))
+
+    def next_ids(self, cursor, after: int, limit: int) -> list[int]:
+        cursor.execute(f"SELECT {self.pk} FROM {self.table} WHERE {self.pk} > %s ORDER BY {self.pk} LIMIT %s",
+                       [after, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+    def rotate(self, cursor, ids: list[int], *, skip_locked: bool) -> set[int]:
+        """Re-encrypt (or count) the rows `ids`; returns the ids it did. On PostgreSQL the
+        rows are locked first (NO KEY UPDATE: foreign keys to them stay usable); with
+        skip_locked, rows the app holds are left for later instead of waited for, so the
+        rotation never waits while holding locks and cannot deadlock with the app. SQLite
+        needs no row locks: the transaction (BEGIN IMMEDIATE) already excludes other writers."""
+        lock = ""
+        if not self.check_only and connection.features.has_select_for_update:
+            lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else " FOR UPDATE"
+            if skip_locked and connection.features.has_select_for_update_skip_locked:
+                lock += " SKIP LOCKED"
+        placeholders = ", ".join(["%s"] * len(ids))
+        cursor.execute(f"SELECT {self.pk}, {self.names} FROM {self.table} WHERE {self.pk} IN ({placeholders}) "
+                       f"ORDER BY {self.pk}{lock}", ids)
+        rows = cursor.fetchall()
+        changes = []
+        for pk_value, *values in rows:
+            fresh = [None if v is None else _fresh(v, where=f"{self.result.label}.{c.name} (pk {pk_value})",
+                                                   check_only=self.check_only)
+                     for c, v in zip(self.columns, values)]
+            self.result.values += sum(v is not None for v in values)
+            if any(f is not None for f in fresh):
+                self.result.reencrypted += sum(f is not None for f in fresh)
+                changes.append([connection.Database.Binary(f) if f is not None else v
+                                for f, v in zip(fresh, values)] + [pk_value])
+        if changes and not self.check_only:
+            cursor.executemany(self.update, changes)
+        self.result.rows += len(rows)
+        return {row[0] for row in rows}
+
+
 def _rotate_table(model, columns: list[EncryptedField], *, batch_size: int, check_only: bool,
                   on_batch: Callable[[TableRotation], None] | None) -> TableRotation:
     from workflows.models import ReencryptionWindow
 
-    quote = connection.ops.quote_name
-    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
-    names = ", ".join(quote(c.column) for c in columns)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update and not check_only else ""
-    select = f"SELECT {pk}, {names} FROM {table} WHERE {pk} > %s ORDER BY {pk} LIMIT %s{lock}"
-    update = (f"UPDATE {table} SET " + ", ".join(f"{quote(c.column)} = %s" for c in columns) + f" WHERE {pk} = %s")
-    result = TableRotation(model._meta.label, tuple(c.name for c in columns))
+    table = _TablePass(model, columns, check_only=check_only)
+    held_by_the_app: list[int] = []
     last = 0  # every primary key here is an auto-increment integer
     while True:
-        with transaction.atomic():
+        with transaction.atomic(), connection.cursor() as cursor:
+            ids = table.next_ids(cursor, last, batch_size)
+            if not ids:
+                break
             # Lets this transaction (only) rewrite the encrypted columns of append-only tables.
             window = None if check_only else ReencryptionWindow.objects.create()
-            with connection.cursor() as cursor:
-                cursor.execute(select, [last, batch_size])
-                rows = cursor.fetchall()
-                changes = []
-                for pk_value, *values in rows:
-                    fresh = [None if v is None else _fresh(v, where=f"{result.label}.{c.name} (pk {pk_value})",
-                                                           check_only=check_only)
-                             for c, v in zip(columns, values)]
-                    result.values += sum(v is not None for v in values)
-                    if any(f is not None for f in fresh):
-                        result.reencrypted += sum(f is not None for f in fresh)
-                        changes.append([connection.Database.Binary(f) if f is not None else v
-                                        for f, v in zip(fresh, values)] + [pk_value])
-                if changes and not check_only:
-                    cursor.executemany(update, changes)
+            done = table.rotate(cursor, ids, skip_locked=True)
+            held_by_the_app += [pk for pk in ids if pk not in done]
             if window is not None:
                 window.delete()
-        if not rows:
-            return result
-        result.rows += len(rows)
-        last = rows[-1][0]
+        last = ids[-1]
         if on_batch is not None:
-            on_batch(result)
+            on_batch(table.result)
+    # The few rows the app was holding: one row per transaction, so waiting for one is safe.
+    for pk in held_by_the_app:
+        with transaction.atomic(), connection.cursor() as cursor:
+            window = ReencryptionWindow.objects.create()
+            table.rotate(cursor, [pk], skip_locked=False)
+            window.delete()
+    return table.result
 
 
 def rotate_keys(*, batch_size: int = DEFAULT_BATCH, check_only: bool = False,

@@ -231,3 +231,72 @@ def test_rotation_is_safe_while_the_app_keeps_writing():
     with override_settings(FERNET_KEYS=[KEY_B]):
         every_value()
         assert all_chains_valid()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_the_app_holds_are_left_for_later_not_waited_for():
+    """On PostgreSQL the rotation skips rows another transaction has locked (so it never
+    waits while holding locks, and cannot deadlock with the app) and rotates them once they
+    are free; on SQLite the app's write transaction holds the whole database, so the
+    rotation waits for it. Either way everything ends under the new key."""
+    import threading
+
+    from django.db import connections
+    from django.db.models import F
+
+    from workflows.persistence.models import WorkflowInstance
+
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        populate()
+    held = WorkflowInstance.objects.order_by("-id").values_list("id", flat=True)[0]
+    holding, release = threading.Event(), threading.Event()
+
+    def app_holds_a_row():
+        try:
+            with transaction.atomic():
+                if connection.vendor == "sqlite":
+                    # A write that changes nothing still takes SQLite's write lock.
+                    WorkflowInstance.objects.filter(pk=held).update(status=F("status"))
+                else:
+                    WorkflowInstance.objects.select_for_update().get(pk=held)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    passed_while_held: list[tuple[str, int]] = []
+
+    def progress(table):
+        if not release.is_set():
+            passed_while_held.append((table.label, table.rows))
+
+    outcome: dict = {}
+
+    def rotation():
+        try:
+            outcome["result"] = rotate_keys(batch_size=1000, on_batch=progress)  # one batch a table
+        except BaseException as error:  # reported below
+            outcome["error"] = error
+        finally:
+            connections.close_all()
+
+    with override_settings(FERNET_KEYS=[KEY_B, KEY_A]):
+        app = threading.Thread(target=app_holds_a_row)
+        app.start()
+        assert holding.wait(timeout=10)
+        rotator = threading.Thread(target=rotation)
+        rotator.start()
+        rotator.join(timeout=3)  # long enough to reach the held row's table if nothing is waited for
+        release.set()
+        app.join()
+        rotator.join(timeout=60)
+        assert "error" not in outcome, outcome.get("error")
+        if connection.vendor == "postgresql":
+            # The instances' one batch committed all rows but the held one while it was held.
+            assert ("workflows.WorkflowInstance", WorkflowInstance.objects.count() - 1) in passed_while_held
+        else:
+            assert passed_while_held == []  # waited for the app's write transaction
+        assert rotate_keys(check_only=True).reencrypted == 0
+    with override_settings(FERNET_KEYS=[KEY_B]):
+        assert WorkflowInstance.objects.get(pk=held).state_data is not None
+        assert all_chains_valid()

@@ -1,6 +1,7 @@
 """Re-encrypt every encrypted value under the first of FERNET_KEYS (see governance.key_rotation)."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from governance.fields import DecryptionError
 from governance.key_rotation import DEFAULT_BATCH, TableRotation, rotate_keys
@@ -30,6 +31,9 @@ class Command(BaseCommand):
         except DecryptionError as error:
             raise CommandError(f"{error}. Values done so far stay re-encrypted; run again once the key is back.") \
                 from None
+        except DatabaseError as error:
+            raise CommandError(f"the database refused a rotation batch ({error}). Batches done so far stay "
+                               "re-encrypted; run the command again to finish.") from None
         for table in result.tables:
             verb = "not under the first key" if check else "re-encrypted"
             self.stdout.write(f"{table.label} ({', '.join(table.columns)}): {table.rows} rows, "
