@@ -27,6 +27,8 @@ import uuid
 from datetime import timedelta
 from typing import Any, Iterable
 
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 from django.apps import apps as django_apps
@@ -920,6 +922,27 @@ def insert_plaintext_rows(apps) -> dict[str, Any]:
             "state": {**state, "votes": {MIGRATED["voter"]: "approve"}}}
 
 
+def database_file_bytes() -> bytes:
+    """The bytes on disk of the encrypted tables (PostgreSQL: their heap and TOAST files,
+    after a CHECKPOINT) or of the whole database file and its WAL (SQLite)."""
+    if connection.vendor == "sqlite":
+        path = Path(connection.settings_dict["NAME"])
+        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")
+        cursor.execute("SHOW data_directory")
+        data_directory = Path(cursor.fetchone()[0])
+        files = []
+        for label, _ in sorted(ENCRYPTED_COLUMNS):
+            table = django_apps.get_model(label)._meta.db_table
+            cursor.execute("SELECT pg_relation_filepath(%s::regclass), "
+                           "(SELECT pg_relation_filepath(reltoastrelid) FROM pg_class "
+                           " WHERE oid = %s::regclass AND reltoastrelid <> 0)", [table, table])
+            files += [name for name in cursor.fetchone() if name]
+    return b"".join(segment.read_bytes() for name in files
+                    for segment in data_directory.glob(name + "*") if segment.is_file())
+
+
 def assert_only_ciphertext_in_encrypted_columns() -> None:
     for label, field in sorted(ENCRYPTED_COLUMNS):
         model = django_apps.get_model(label)
@@ -977,6 +1000,10 @@ def test_the_encrypting_migrations_keep_existing_plaintext_and_encrypt_it(back_t
     leaks = {name: sorted(found) for name, marker in MIGRATED.items() if (found := locations(marker, cells))}
     assert not leaks, f"plaintext left after the migration: {leaks}"
     assert_only_ciphertext_in_encrypted_columns()
+    # ... nor in the database files, where dropped columns and replaced row versions linger
+    # until the tables are rewritten (workflows 0006 purges them).
+    stored = database_file_bytes()
+    assert MIGRATED["summary"].encode() not in stored and MIGRATED["voter"].encode() not in stored
 
 
 @pytest.mark.django_db(transaction=True)
