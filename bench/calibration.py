@@ -121,21 +121,27 @@ def insert_decisions(rows: int, distinct: int) -> float:
     table = connection.ops.quote_name(meta.db_table)
     sql = (f"INSERT INTO {table} ({', '.join(connection.ops.quote_name(c) for c in columns)}) "
            f"VALUES ({', '.join(['%s'] * len(columns))})")
-    json_field, uuid_field, blob_field = meta.get_field("metadata"), meta.get_field("decision_id"), \
-        meta.get_field("replay_vector")
-    empty_json = json_field.get_db_prep_save({}, connection)
+    def prep(name, value):
+        """`value` as stored in column `name`, prepared by that column's own field (the PII
+        columns are encrypted, request_data/response are plain JSON)."""
+        return meta.get_field(name).get_db_prep_save(value, connection)
+
+    uuid_field = meta.get_field("decision_id")
+    # Encrypted PII columns are encrypted once per template and reused: nothing here reads them back.
+    agent_id, session_id, metadata = prep("agent_id", "bench"), prep("session_id", "bench-session"), \
+        prep("metadata", {})
+    request_data = prep("request_data", {})
     # The per-template part of each row (everything but id, time and status-independent bits).
     static = []
     for proposal, status, drift_status, vector in templates:
         utility = proposal.utility_result
         static.append((
-            status, False, 1, "", "", proposal.proposal_summary, "bench", "bench-session", empty_json,
-            proposal.estimated_impact, proposal.requires_human_approval, proposal.risk_baseline,
+            status, False, 1, "", "", prep("proposal_summary", proposal.proposal_summary), agent_id, session_id,
+            metadata, proposal.estimated_impact, proposal.requires_human_approval, proposal.risk_baseline,
             proposal.risk_proposed, proposal.profit_baseline, proposal.profit_proposed, proposal.novelty_score,
             proposal.complexity_score, proposal.quality_score, any(s == 0.0 for s in proposal.quality_subscores),
             utility.mean if utility else None, utility.std_error if utility else None, drift_status,
-            blob_field.get_db_prep_save(vector, connection), empty_json,
-            json_field.get_db_prep_save({"status": status}, connection)))
+            prep("replay_vector", vector), request_data, prep("response", {"status": status})))
     now = timezone.now()
     window = 29.5 * 86400  # created_at within the last 30 days (kl_window_days)
     rng = random.Random(3)

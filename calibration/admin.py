@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import path, reverse
 
-from governance.admin import ReadOnlyAdmin
+from governance.admin import ReadOnlyAdmin, SortableByAdmin
 from workflows.services import actor_for, allowed_events
 
 from . import services
@@ -15,12 +15,14 @@ from .models import CalibrationProposal, ConfigurationVersion
 @admin.register(ConfigurationVersion)
 class ConfigurationVersionAdmin(ReadOnlyAdmin):
     list_display = ("version", "source", "source_ref", "author", "created_at", "content_hash")
+    sortable_by = ("version", "source", "source_ref", "created_at", "content_hash")  # author is encrypted
     readonly_fields = ("version", "parameters", "content_hash", "source", "source_ref", "author", "parent", "created_at")
 
 
 @admin.register(CalibrationProposal)
-class CalibrationProposalAdmin(admin.ModelAdmin):
+class CalibrationProposalAdmin(SortableByAdmin):
     list_display = ("parameter", "current_value", "proposed_value", "status_label", "proposed_by", "created_at")
+    sortable_by = ("parameter", "current_value", "proposed_value", "created_at")  # proposed_by is encrypted
     list_filter = ("parameter", "workflow__current_state")
     search_fields = ("parameter", "proposal_id")
     readonly_fields = ("proposal_id", "parameter", "current_value", "proposed_value", "status_label", "justification",

@@ -2,13 +2,44 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 
 from . import services
 from .api.errors import ApiError
 from .models import ApiKey, Customer, Decision, DriftBaseline, DriftReport, TelemetryEvent, Tier
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class SortableByChangeList(ChangeList):
+    """A change list that honours `sortable_by` for `?o=` too. Django only drops the header
+    links of the columns left out of `sortable_by`; a hand-written `?o=<index>` would still
+    order by them. Encrypted (PII) columns are left out because ordering by them orders
+    by ciphertext, i.e. randomly."""
+
+    def get_ordering_field(self, field_name):
+        if self.sortable_by is not None and field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
+
+    def get_ordering_field_columns(self):
+        """Without the ignored indexes, so the headers neither mark such a column as sorted
+        nor carry its index into their sort links."""
+        columns = super().get_ordering_field_columns()
+        if self.sortable_by is None:
+            return columns
+        return {index: order for index, order in columns.items()
+                if index < len(self.list_display) and self.list_display[index] in self.sortable_by}
+
+
+class SortableByAdmin(admin.ModelAdmin):
+    """An admin whose `sortable_by` is enforced, not only displayed. Every admin whose
+    list_display shows an encrypted column derives from it and sets `sortable_by` without
+    that column (tests/encryption/test_admin_sorting.py checks every registered admin)."""
+
+    def get_changelist(self, request, **kwargs):
+        return SortableByChangeList
+
+
+class ReadOnlyAdmin(SortableByAdmin):
     """For records nobody edits by hand (decisions, audit trail, versions, telemetry)."""
 
     def has_add_permission(self, request, obj=None):
@@ -106,8 +137,9 @@ class DecisionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(DriftBaseline)
-class DriftBaselineAdmin(admin.ModelAdmin):
+class DriftBaselineAdmin(SortableByAdmin):
     list_display = ("customer", "source", "created_by", "created_at")
+    sortable_by = ("customer", "source", "created_at")  # created_by is encrypted: it would sort by ciphertext
     readonly_fields = ("customer", "values", "source", "created_by", "created_at")
 
     def has_add_permission(self, request):
@@ -133,5 +165,6 @@ class TelemetryEventAdmin(ReadOnlyAdmin):
     /telemetry/ page filters by actor (in Python, over the decrypted values)."""
 
     list_display = ("name", "occurred_at", "actor", "subject")
+    sortable_by = ("name", "occurred_at", "subject")  # actor is encrypted: it would sort by ciphertext
     list_filter = ("name", "occurred_at")
     show_full_result_count = False  # the table grows without bound: no second COUNT(*)

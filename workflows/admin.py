@@ -36,6 +36,7 @@ class WorkflowInstanceAdmin(ReadOnlyAdmin):
 @admin.register(WorkflowTransition)
 class WorkflowTransitionAdmin(ReadOnlyAdmin):
     list_display = ("workflow", "seq", "from_state", "to_state", "triggered_by", "created_at")
+    sortable_by = ("workflow", "seq", "from_state", "to_state", "created_at")  # triggered_by is encrypted
     list_filter = ("to_state",)
     search_fields = ("workflow__workflow_id",)
 
@@ -43,6 +44,7 @@ class WorkflowTransitionAdmin(ReadOnlyAdmin):
 @admin.register(WorkflowCheckpoint)
 class WorkflowCheckpointAdmin(ReadOnlyAdmin):
     list_display = ("workflow", "seq", "created_by", "created_at", "hash")
+    sortable_by = ("workflow", "seq", "created_at", "hash")  # created_by is encrypted
     search_fields = ("workflow__workflow_id",)
 
 

@@ -132,6 +132,50 @@ def describe(value: Any) -> str:
     return f"a value of type {type(value).__name__}"
 
 
+UNICODE_TEXT = "valid Unicode text (no unpaired surrogates)"
+_PATH_MAX_CHARS = 200
+_SCALAR_TYPES = frozenset({int, float, bool, type(None)})  # skipped fast: drift samples reach 100,000 items
+
+
+def _is_unicode_text(text: str) -> bool:
+    """Whether `text` can be encoded as UTF-8: JSON allows escapes such as "\\ud800" that
+    decode to a lone surrogate, which nothing downstream (storage, encryption, responses)
+    can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _non_unicode_text(label: str, value: Any) -> str | None:
+    """A message naming the first string in `value` (the value itself, or any string nested
+    in its arrays and objects, keys included) that is not valid Unicode text; None if there
+    is none. Iterative, so a deeply nested body cannot exhaust the recursion limit."""
+    stack: list[tuple[str, Any]] = [(label, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not _is_unicode_text(item):
+                return f"{_short_path(path)} must be {UNICODE_TEXT}, got {describe(item)}"
+        elif isinstance(item, Mapping):
+            children = []
+            for key, child in item.items():
+                if isinstance(key, str) and not _is_unicode_text(key):
+                    return f"{_short_path(path)} has a key that is not {UNICODE_TEXT}, got {describe(key)}"
+                children.append((f"{path}[{json.dumps(str(key), ensure_ascii=False)}]", child))
+            stack.extend(reversed(children))
+        elif isinstance(item, (list, tuple)) and not set(map(type, item)) <= _SCALAR_TYPES:
+            children = [(f"{path}[{index}]", child) for index, child in enumerate(item)
+                        if isinstance(child, (str, Mapping, list, tuple))]
+            stack.extend(reversed(children))
+    return None
+
+
+def _short_path(path: str) -> str:
+    return path if len(path) <= _PATH_MAX_CHARS else path[:_PATH_MAX_CHARS - 3] + "..."
+
+
 def _range_text(low: float, high: float | None) -> str:
     return f"≥ {low:g}" if high is None else f"in [{low:g}, {high:g}]"
 
@@ -320,6 +364,9 @@ def parse_proposal(data: Mapping[str, Any], *, allow_aliases: bool = False) -> P
     unknown: list[str] = []
     given: dict[str, tuple[str, Any]] = {}  # field -> (key as given, raw value)
     for key, value in data.items():
+        if isinstance(key, str) and not _is_unicode_text(key):
+            problems.append(("body", f"body has a field name that is not {UNICODE_TEXT}, got {describe(key)}"))
+            continue
         name = INPUT_ALIASES.get(key, key) if allow_aliases else key
         if name not in _PARSERS:
             unknown.append(str(key))
@@ -331,6 +378,10 @@ def parse_proposal(data: Mapping[str, Any], *, allow_aliases: bool = False) -> P
 
     parsed: dict[str, Any] = {}
     for name, (key, value) in given.items():
+        bad_text = _non_unicode_text(key, value)
+        if bad_text is not None:
+            problems.append((key, bad_text))
+            continue
         try:
             parsed[name] = _PARSERS[name](key, value)
         except _Invalid as problem:
