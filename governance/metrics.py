@@ -3,6 +3,10 @@
 Under gunicorn with several workers, set PROMETHEUS_MULTIPROC_DIR to an empty directory
 before the server starts (see aegis_site/gunicorn.conf.py): each worker then writes its
 samples there and /metrics aggregates them, whichever worker answers.
+
+Backups, audit verifications and drift reports are done by Celery workers and management
+commands, in other processes or on other hosts than the web server, so their metrics are
+not counted in memory: `StoredWorkCollector` reads them from the database at scrape time.
 """
 
 from __future__ import annotations
@@ -14,21 +18,57 @@ import time
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 DECISIONS = Counter("aegis_decisions_total", "Decisions made", ["status", "shadow"])
 GATE_RESULTS = Counter("aegis_gate_results_total", "Gate evaluations", ["gate", "result"])
 DECISION_LATENCY = Histogram("aegis_decision_latency_seconds", "Time to decide and record one proposal",
                              buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
-DRIFT_KL = Gauge("aegis_drift_kl_divergence", "Latest daily KL divergence per tenant", ["tenant"],
-                 multiprocess_mode="mostrecent")
 CALIBRATION_PROPOSALS = Counter("aegis_calibration_proposals_total", "Calibration proposal steps", ["status"])
-AUDIT_VERIFICATIONS = Counter("aegis_audit_verifications_total", "Audit chain verification runs", ["result"])
 WORKFLOW_TRANSITIONS = Counter("aegis_workflow_transitions_total", "Workflow transitions", ["workflow_type"])
-BACKUPS = Counter("aegis_backups_total", "Scheduled backups", ["result"])
 HTTP_REQUESTS = Counter("aegis_http_requests_total", "HTTP requests", ["method", "status"])
 HTTP_LATENCY = Histogram("aegis_http_request_duration_seconds", "HTTP request duration", ["method"])
+
+
+class StoredWorkCollector:
+    """aegis_backups_total, aegis_audit_verifications_total and aegis_drift_kl_divergence,
+    from the append-only telemetry events, the verification runs and the drift reports."""
+
+    def collect(self):
+        from django.db.models import Count, OuterRef, Subquery
+
+        from workflows.models import ChainVerificationRun
+
+        from .models import DriftReport, TelemetryEvent
+
+        results = {"backup.succeeded": "succeeded", "backup.failed": "failed"}
+        counted = dict(TelemetryEvent.objects.filter(name__in=results).order_by().values_list("name")
+                       .annotate(n=Count("id")))
+        backups = CounterMetricFamily("aegis_backups", "Scheduled backups", labels=["result"])
+        for name, result in results.items():
+            backups.add_metric([result], counted.get(name, 0))
+        yield backups
+
+        finished = ChainVerificationRun.objects.exclude(finished_at=None)
+        verifications = CounterMetricFamily("aegis_audit_verifications", "Audit chain verification runs",
+                                            labels=["result"])
+        verifications.add_metric(["valid"], finished.filter(broken=0).count())
+        verifications.add_metric(["broken"], finished.filter(broken__gt=0).count())
+        yield verifications
+
+        newest = DriftReport.objects.filter(customer=OuterRef("customer")).order_by("-day").values("pk")[:1]
+        drift = GaugeMetricFamily("aegis_drift_kl_divergence", "Latest daily KL divergence per tenant",
+                                  labels=["tenant"])
+        for tenant, kl in (DriftReport.objects.filter(pk=Subquery(newest)).order_by()
+                           .values_list("customer__customer_id", "kl_divergence")):
+            drift.add_metric([tenant], kl)
+        yield drift
+
+
+_STORED_WORK = CollectorRegistry(auto_describe=False)
+_STORED_WORK.register(StoredWorkCollector())
 
 
 class RequestMetricsMiddleware:
@@ -69,4 +109,4 @@ def metrics_view(request):
         output = generate_latest(registry)
     else:
         output = generate_latest()
-    return HttpResponse(output, content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(output + generate_latest(_STORED_WORK), content_type=CONTENT_TYPE_LATEST)
