@@ -87,11 +87,15 @@ class RequestMetricsMiddleware:
 
 
 def _allowed(request) -> bool:
-    """With AEGIS_METRICS_TOKEN set, a matching bearer token; otherwise loopback clients only."""
+    """With AEGIS_METRICS_TOKEN set, a matching bearer token; otherwise loopback clients only.
+    A request a proxy forwarded (X-Forwarded-For / Forwarded) arrives from the proxy's
+    address, often loopback, whoever sent it: it is never taken for a loopback client."""
     token = settings.AEGIS_METRICS_TOKEN
     if token:
         scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         return scheme.lower() == "bearer" and secrets.compare_digest(given.strip(), token)
+    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META:
+        return False
     try:
         return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:

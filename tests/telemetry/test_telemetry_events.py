@@ -83,18 +83,24 @@ def test_metrics_count_decisions_and_gate_results_after_commit(tenant):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("remote, token, header, status", [
-    ("127.0.0.1", "", None, 200),
-    ("::1", "", None, 200),
-    ("10.1.2.3", "", None, 403),
-    ("10.1.2.3", "s3cret-token", "Bearer s3cret-token", 200),
-    ("10.1.2.3", "s3cret-token", "Bearer wrong", 403),
-    ("127.0.0.1", "s3cret-token", None, 403),
+@pytest.mark.parametrize("remote, token, header, forwarded, status", [
+    ("127.0.0.1", "", None, None, 200),
+    ("::1", "", None, None, 200),
+    ("10.1.2.3", "", None, None, 403),
+    ("10.1.2.3", "s3cret-token", "Bearer s3cret-token", None, 200),
+    ("10.1.2.3", "s3cret-token", "Bearer wrong", None, 403),
+    ("127.0.0.1", "s3cret-token", None, None, 403),
+    # A reverse proxy on the same host: the request comes from loopback but was forwarded.
+    ("127.0.0.1", "", None, ("HTTP_X_FORWARDED_FOR", "203.0.113.9"), 403),
+    ("127.0.0.1", "", None, ("HTTP_FORWARDED", "for=203.0.113.9"), 403),
+    ("127.0.0.1", "s3cret-token", "Bearer s3cret-token", ("HTTP_X_FORWARDED_FOR", "203.0.113.9"), 200),
 ])
-def test_metrics_access_is_loopback_or_token(remote, token, header, status):
+def test_metrics_access_is_loopback_or_token(remote, token, header, forwarded, status):
     extra = {"REMOTE_ADDR": remote}
     if header:
         extra["HTTP_AUTHORIZATION"] = header
+    if forwarded:
+        extra[forwarded[0]] = forwarded[1]
     with override_settings(AEGIS_METRICS_TOKEN=token):
         code, body = metrics_text(Client(), **extra)
     assert code == status
