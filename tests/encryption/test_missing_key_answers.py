@@ -59,3 +59,27 @@ def test_reads_work_again_once_the_key_is_back_at_the_end_of_the_list(workflow):
     with override_settings(FERNET_KEYS=[OTHER_KEY, *settings.FERNET_KEYS]):
         transition = services.get_workflow(workflow.workflow_id).transitions.order_by("seq").first()
         assert transition.triggered_by == "nina"
+
+
+def test_management_commands_end_with_the_clear_error_not_a_traceback(tmp_path):
+    """`manage.py aegis_backup` (and every other command) run with keys that do not decrypt
+    the database: exit 1 and one CommandError line naming the column."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "FERNET_KEYS"}}
+    env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+
+    def manage(*args, keys):
+        return subprocess.run([sys.executable, str(root / "manage.py"), *args], cwd=root, capture_output=True,
+                              text=True, timeout=180, env={**env, "FERNET_KEYS": keys})
+
+    assert manage("migrate", "--no-input", keys="key-that-wrote-it").returncode == 0
+    refused = manage("aegis_backup", "--output", str(tmp_path / "backup.json.gz"), keys=OTHER_KEY)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("CommandError: cannot decrypt calibration.ConfigurationVersion.author")
+    assert "Traceback" not in refused.stderr and "Exception ignored" not in refused.stderr
+    assert manage("aegis_backup", "--output", str(tmp_path / "backup.json.gz"), keys="key-that-wrote-it").returncode == 0
