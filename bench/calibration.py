@@ -30,13 +30,8 @@ target is met; --profile (or a missed target) prints where the time goes (cProfi
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import os
-import pstats
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -44,25 +39,11 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_support import median_time, profile, setup_django
+
 TARGET_SECONDS = 2.0
 DEFAULT_ROWS = 1_000_000
 INSERT_BATCH = 50_000
-PROFILE_LINES = 22
-
-
-def setup_django(database_url: str | None, tmp: Path) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "aegis_site.settings"
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{tmp / 'db.sqlite3'}"
-    os.environ["DEBUG"] = "1"
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -167,15 +148,6 @@ def insert_decisions(rows: int, distinct: int) -> float:
 
 
 # --- measurements ---------------------------------------------------------------------------
-
-def median_time(function, runs: int):
-    seconds, result = [], None
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = function()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), min(seconds), max(seconds), result
-
 
 def orm_read_unordered(window_days: int):
     """`load_replay_window` with the model's default ordering (-created_at, -id) dropped:
@@ -318,19 +290,6 @@ def replay(packed: bytes, parameter: str, value: float):
     after = evaluate_batch(after_columns, proposed).status
     moved = np.flatnonzero(before != after)
     return len(moved)
-
-
-def profile(function, title: str) -> str:
-    profiler = cProfile.Profile()
-    profiler.enable()
-    function()
-    profiler.disable()
-    buffer = io.StringIO()
-    stats = pstats.Stats(profiler, stream=buffer).sort_stats("cumulative")
-    stats.print_stats(PROFILE_LINES)
-    lines = buffer.getvalue().splitlines()
-    body = [line for line in lines if line.strip()][:PROFILE_LINES + 8]
-    return f"\n--- profile: {title} (cumulative) ---\n" + "\n".join(body)
 
 
 def main() -> int:

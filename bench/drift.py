@@ -33,13 +33,8 @@ the time goes (cProfile).
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import os
-import pstats
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -47,27 +42,13 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_support import median_time, profile, setup_django
+
 TARGET_SECONDS = 1.0
 DEFAULT_ROWS = 1_000_000
 INSERT_BATCH = 50_000
 BASELINE_SIZE = 10_000
-PROFILE_LINES = 22
 COVERING_INDEX = "bench_drift_cover"
-
-
-def setup_django(database_url: str | None, tmp: Path) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "aegis_site.settings"
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{tmp / 'db.sqlite3'}"
-    os.environ["DEBUG"] = "1"
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -153,17 +134,6 @@ def set_bench_baseline(customer) -> None:
 
 
 # --- measurements ---------------------------------------------------------------------------
-
-def median_time(function, runs: int, before=None):
-    seconds, result = [], None
-    for _ in range(runs):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        result = function()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), min(seconds), max(seconds), result
-
 
 def window_bounds(day):
     from calibration.versions import active_config
@@ -278,19 +248,6 @@ def drop_covering_index() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX {COVERING_INDEX}")
-
-
-def profile(function, title: str, before=None) -> str:
-    if before is not None:
-        before()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    function()
-    profiler.disable()
-    buffer = io.StringIO()
-    pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(PROFILE_LINES)
-    body = [line for line in buffer.getvalue().splitlines() if line.strip()][:PROFILE_LINES + 8]
-    return f"\n--- profile: {title} (cumulative) ---\n" + "\n".join(body)
 
 
 def main() -> int:

@@ -26,7 +26,6 @@ Exit status 0 whether or not the target is met.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -35,35 +34,13 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from api import EVALUATE_BODY  # the official client's request, as bench/api.py sends it
+from bench_support import setup_django
+
 TARGET_SLOWDOWN = 0.10
 BLOCK = 10
 KEY_A = "bench-encryption-key-A"
 KEY_B = "bench-encryption-key-B"
-
-# What aegis.AegisClient.evaluate(...) sends with its defaults plus agent/session ids.
-EVALUATE_BODY = {
-    "proposal_summary": "Refactor the payment retry loop to use exponential backoff with jitter",
-    "estimated_impact": "medium", "risk_baseline": 0.02, "risk_proposed": 0.05,
-    "profit_baseline": 0.98, "profit_proposed": 0.98, "novelty_score": 0.75,
-    "complexity_score": 0.8, "quality_score": 0.85,
-    "agent_id": "bench-agent", "session_id": "bench-session-1",
-}
-
-
-def setup_django(database_url: str | None, tmp: Path) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "aegis_site.settings"
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{tmp / 'db.sqlite3'}"
-    os.environ["DEBUG"] = "1"
-    os.environ["FERNET_KEYS"] = KEY_A
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(REPO))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 class IdentityCipher:
@@ -156,7 +133,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="aegis-bench-encryption-"))
     try:
-        setup_django(args.database_url, tmp)
+        setup_django(args.database_url, tmp, FERNET_KEYS=KEY_A)
         from django.conf import settings
         from django.db import connection
         from django.test import override_settings

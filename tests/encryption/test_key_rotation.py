@@ -300,3 +300,31 @@ def test_rows_the_app_holds_are_left_for_later_not_waited_for():
     with override_settings(FERNET_KEYS=[KEY_B]):
         assert WorkflowInstance.objects.get(pk=held).state_data is not None
         assert all_chains_valid()
+
+
+def test_a_database_error_mid_rotation_ends_the_command_with_a_clear_message(monkeypatch):
+    """E.g. the database refusing a batch (a lost connection, a statement timeout): what was
+    committed stays, and the command says to run it again — which then finishes."""
+    from django.db import OperationalError
+
+    from governance.key_rotation import _TablePass
+
+    with override_settings(FERNET_KEYS=[KEY_A]):
+        populate()
+    original, calls = _TablePass.rotate, []
+
+    def failing_on_the_third_batch(self, cursor, ids, *, skip_locked):
+        calls.append(ids)
+        if len(calls) == 3:
+            raise OperationalError("canceling statement due to statement timeout")
+        return original(self, cursor, ids, skip_locked=skip_locked)
+
+    with override_settings(FERNET_KEYS=[KEY_B, KEY_A]):
+        monkeypatch.setattr(_TablePass, "rotate", failing_on_the_third_batch)
+        with pytest.raises(CommandError, match="statement timeout.*run the command again"):
+            call_command("aegis_rotate_keys", "--batch-size", "1")
+        monkeypatch.setattr(_TablePass, "rotate", original)
+        assert rotate_keys(check_only=True).reencrypted > 0
+        call_command("aegis_rotate_keys")
+        assert rotate_keys(check_only=True).reencrypted == 0
+    assert not ReencryptionWindow.objects.exists()

@@ -19,10 +19,6 @@ WINDOW = "workflows_reencryptionwindow"
 MESSAGE = "workflow transitions are append-only"
 UNCHANGED = ("id", "workflow_id", "seq", "from_state", "to_state", "created_at", "prev_hash", "hash")
 
-OLD_SQLITE = [f"DROP TRIGGER IF EXISTS {TABLE}_no_update;", f"DROP TRIGGER IF EXISTS {TABLE}_no_delete;"]
-OLD_POSTGRES = [f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE};",
-                "DROP FUNCTION IF EXISTS aegis_refuse_transition_change();"]
-
 
 def append_only_triggers(table: str, unchanged: tuple[str, ...], message: str,
                          function: str) -> dict[str, tuple[list[str], list[str]]]:
@@ -80,7 +76,8 @@ class Migration(migrations.Migration):
     dependencies = [("workflows", "0004_default_schedules"), ("governance", "0008_encrypt_pii")]
 
     operations = [
-        migrations.RunPython(_run({"sqlite": OLD_SQLITE, "postgresql": OLD_POSTGRES}),
+        # 0002's triggers have the names these remove.
+        migrations.RunPython(_run({"sqlite": SQLITE_BACKWARD, "postgresql": POSTGRES_BACKWARD}),
                              _run({"sqlite": _PREVIOUS.SQLITE_FORWARD, "postgresql": _PREVIOUS.POSTGRES_FORWARD})),
         migrations.CreateModel(
             name="ReencryptionWindow",
