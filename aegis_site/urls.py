@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("workflows.api_urls")),
+    path("api/", include("governance.api.decision_urls")),
     path("api/", include("calibration.api_urls")),
     path("calibration/", include("calibration.urls")),
     path("drift/", include("governance.urls")),

@@ -6,7 +6,9 @@ import hashlib
 import secrets
 import uuid
 
+from django.apps import apps
 from django.db import models
+from django.utils.functional import cached_property
 from django.utils import timezone
 
 from .fields import pii_json_field, pii_text_field, secret_json_field
@@ -108,10 +110,11 @@ class ApiKey(models.Model):
 
 
 class Decision(models.Model):
-    """One evaluation: the request's fields, the full response, and how it was made.
+    """One evaluation: the request's fields, the engine's answer, and how it was made.
 
-    The numeric inputs are columns so drift checks and calibration previews can read
-    millions of rows straight into arrays; PII goes through `governance.fields`.
+    Written once and never changed (what people did afterwards lives in its review
+    workflow). The numeric inputs are columns so drift checks and calibration previews can
+    read millions of rows straight into arrays; PII goes through `governance.fields`.
     """
 
     class Channel(models.TextChoices):
@@ -120,7 +123,9 @@ class Decision(models.Model):
         MCP = "mcp"
 
     decision_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="decisions")
+    # None only for a proposal a signed-in person submitted without naming a tenant.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True,
+                                 related_name="decisions")
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.API)
     created_at = models.DateTimeField(default=timezone.now)
@@ -155,6 +160,12 @@ class Decision(models.Model):
     # The remaining non-PII request fields (phase, change_type, flags, subscores, drift data).
     request_data = models.JSONField(default=dict)
     response = models.JSONField()
+    # The review a person must act on (pause, escalate, halt; not shadow), opened with it:
+    # its workflow_id, not a foreign key, so the seed's workflow export and re-import
+    # (which gives workflows new row ids) keeps the link.
+    review_workflow_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    # SHA-256 of the canonical record (governance.sealing.decision_digest), sealed into blocks.
+    content_hash = models.CharField(max_length=64, editable=False, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -166,6 +177,15 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision_id} {self.status}"
+
+    @cached_property
+    def workflow(self):
+        """The review workflow, or None (lists set it for many decisions at once:
+        governance.decisions.attach_workflows)."""
+        if self.review_workflow_id is None:
+            return None
+        return apps.get_model("workflows", "WorkflowInstance").objects.filter(
+            workflow_id=self.review_workflow_id).first()
 
 
 class UsageCounter(models.Model):

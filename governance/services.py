@@ -21,7 +21,11 @@ from .api.errors import ApiError
 from .engine.decide import pcw_decide, risk_check
 from .engine.drift import DriftMonitor
 from .engine.inputs import ProposalInput
-from .engine.replay import pack_replay
+from workflows.machines import Actor
+from workflows.persistence.models import WorkflowInstance
+from workflows.services import WorkflowError
+
+from . import decisions
 from .models import ApiKey, Customer, Decision, SandboxUsage, Tier, UsageCounter
 from .telemetry import Event, emit
 
@@ -30,7 +34,7 @@ from .telemetry import Event, emit
 class CallContext:
     """Who is calling and how: the tenant, its key, the channel and the request id."""
 
-    customer: Customer
+    customer: Customer | None  # None: a signed-in person submitting without a tenant
     api_key: ApiKey | None
     channel: str = Decision.Channel.API
     request_id: str = ""
@@ -109,65 +113,51 @@ def _decide(proposal: ProposalInput, customer: Customer | None, now):
 
 
 def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_key: str = "") -> dict[str, Any]:
-    """Decide on a proposal, record it and count it against the tenant's quota."""
+    """Decide on a proposal, record it (with its review workflow when a person must act)
+    and count it against the tenant's quota; returns the Decision JSON."""
+    decision = _evaluate(ctx, proposal, actor=decisions.key_actor(ctx.api_key), idempotency_key=idempotency_key,
+                         always_open_workflow=False)
+    return {**decision.response, **decisions.review_fields(decision, override=None)}
+
+
+def submit_proposal(proposal: ProposalInput, *, actor: Actor, customer: Customer | None = None,
+                    api_key: ApiKey | None = None, request_id: str = "", now=None) -> WorkflowInstance:
+    """The proposal-workflow path (POST /api/workflows/proposals): the same decision as
+    /evaluate, always with its proposal workflow (a proceed one is approved at once). A
+    tenant's call counts against its quota; a person may submit without a tenant."""
+    if proposal.shadow_mode:
+        raise WorkflowError("shadow_mode: a shadow proposal is recorded only and opens no workflow; "
+                            "send it to POST /evaluate", WorkflowError.INVALID)
+    ctx = CallContext(customer=customer, api_key=api_key, request_id=request_id)
+    decision = _evaluate(ctx, proposal, actor=actor, idempotency_key="", always_open_workflow=True, now=now)
+    return decision.workflow
+
+
+def _evaluate(ctx: CallContext, proposal: ProposalInput, *, actor: Actor, idempotency_key: str,
+              always_open_workflow: bool, now=None) -> Decision:
     started = time.perf_counter()
-    now = timezone.now()
+    now = now or timezone.now()
     month = month_of(now)
     customer = ctx.customer
     with transaction.atomic():
-        _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
-        _enforce_monthly_quota(customer, month)
-        decision, drift = _decide(proposal, customer, now)
-        body = decision.to_dict()
-        Decision.objects.create(
-            decision_id=body["decision_id"], customer=customer, api_key=ctx.api_key, channel=ctx.channel,
-            created_at=now, status=body["status"], shadow=proposal.shadow_mode,
-            config_version=body["config_version"], idempotency_key=idempotency_key or "",
-            request_id=ctx.request_id, **_decision_columns(proposal, drift, body["status"]), response=body)
+        if customer is not None:
+            _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
+            _enforce_monthly_quota(customer, month)
+        engine_decision, drift = _decide(proposal, customer, now)
+        body = engine_decision.to_dict()
+        decision = decisions.record(
+            proposal, body, drift=drift, customer=customer, api_key=ctx.api_key, channel=ctx.channel,
+            actor=actor, idempotency_key=idempotency_key or "",
+            request_id=ctx.request_id, now=now,
+            open_workflow=always_open_workflow or decisions.needs_review(body["status"], proposal.shadow_mode))
         emit(Event.DECISION_MADE, actor=proposal.agent_id, subject=body["decision_id"], request_id=ctx.request_id,
              data={"status": body["status"], "shadow": proposal.shadow_mode, "channel": ctx.channel,
-                   "config_version": body["config_version"], "tenant": customer.customer_id,
+                   "config_version": body["config_version"],
+                   "tenant": customer.customer_id if customer is not None else None,
+                   "workflow_id": str(decision.workflow.workflow_id) if decision.workflow else None,
                    "gates": {name: gate["passed"] for name, gate in body["gates"].items()},
                    "latency_seconds": time.perf_counter() - started})
-    return body
-
-
-def _decision_columns(proposal: ProposalInput, drift, status: str) -> dict[str, Any]:
-    utility = proposal.utility_result
-    return {
-        "proposal_summary": proposal.proposal_summary,
-        "agent_id": proposal.agent_id,
-        "session_id": proposal.session_id,
-        "metadata": proposal.metadata,
-        "estimated_impact": proposal.estimated_impact,
-        "requires_human_approval": proposal.requires_human_approval,
-        "risk_baseline": proposal.risk_baseline,
-        "risk_proposed": proposal.risk_proposed,
-        "profit_baseline": proposal.profit_baseline,
-        "profit_proposed": proposal.profit_proposed,
-        "novelty_score": proposal.novelty_score,
-        "complexity_score": proposal.complexity_score,
-        "quality_score": proposal.quality_score,
-        "has_zero_subscore": any(s == 0.0 for s in proposal.quality_subscores),
-        "utility_mean": utility.mean if utility else None,
-        "utility_std_error": utility.std_error if utility else None,
-        "drift_status": drift.status if drift is not None else "",
-        "replay_vector": pack_replay(proposal, status, drift.kl_divergence if drift is not None else None),
-        "request_data": {
-            "phase": proposal.phase,
-            "change_type": proposal.change_type,
-            "quality_subscores": list(proposal.quality_subscores),
-            "time_sensitive": proposal.time_sensitive,
-            "reversible": proposal.reversible,
-            "shadow_mode": proposal.shadow_mode,
-            "drift_baseline_data": _as_list(proposal.drift_baseline_data),
-            "drift_current_data": _as_list(proposal.drift_current_data),
-        },
-    }
-
-
-def _as_list(values):
-    return None if values is None else list(values)
+    return decision
 
 
 def deployment_stage() -> str:

@@ -14,6 +14,7 @@ from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowInstance, WorkflowTransition
+from governance import services as governance_services
 
 APPEND_ONLY = importlib.import_module("workflows.migrations.0005_encrypt_pii")
 
@@ -47,8 +48,8 @@ def test_documented_rollback_procedure_restores_identical_verified_chains(tmp_pa
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     actor = Actor("alice", roles=frozenset())
-    halted = services.submit_proposal(parse_proposal({"proposal_summary": "a", "novelty_score": 0.9}), actor=actor)
-    services.submit_proposal(parse_proposal({"proposal_summary": "b"}), actor=actor)
+    halted = governance_services.submit_proposal(parse_proposal({"proposal_summary": "a", "novelty_score": 0.9}), actor=actor)
+    governance_services.submit_proposal(parse_proposal({"proposal_summary": "b"}), actor=actor)
     before = dict(WorkflowTransition.objects.values_list("hash", "seq"))
     block = rollback_block()
     export_part, restore_part = block.split("# ... upgrade fails", 1)

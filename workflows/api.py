@@ -16,7 +16,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.auth import ApiPrincipal
+from governance import services as governance_services
+from governance.api.auth import ApiPrincipal, acting_as
 from governance.api.errors import ApiError
 from governance.api.middleware import request_id_of
 from governance.api.views import input_error, json_object
@@ -37,16 +38,8 @@ def api_error(exc: services.WorkflowError) -> ApiError:
     return ApiError(ERROR_STATUS[exc.code], exc.code, exc.message)
 
 
-def caller(request) -> tuple[Actor, Any]:
-    """(actor, tenant or None) for the request's user."""
-    user = request.user
-    if isinstance(user, ApiPrincipal):
-        return Actor(name=f"api-key:{user.api_key.key_id}"), user.customer
-    return services.actor_for(user), None
-
-
 def visible(request):
-    _, customer = caller(request)
+    _, customer = acting_as(request)
     rows = WorkflowInstance.objects.all()
     return rows.filter(customer=customer) if customer is not None else rows
 
@@ -105,9 +98,13 @@ class ProposalWorkflowCreateView(APIView):
             proposal = parse_proposal(json_object(request))
         except InputError as exc:
             raise input_error(exc) from None
-        actor, customer = caller(request)
-        workflow = services.submit_proposal(proposal, actor=actor, customer=customer,
-                                            request_id=request_id_of(request))
+        actor, customer = acting_as(request)
+        api_key = request.user.api_key if isinstance(request.user, ApiPrincipal) else None
+        try:
+            workflow = governance_services.submit_proposal(proposal, actor=actor, customer=customer, api_key=api_key,
+                                                           request_id=request_id_of(request))
+        except services.WorkflowError as exc:
+            raise api_error(exc) from None
         return Response(workflow_detail(workflow, actor), status=201)
 
 
@@ -140,7 +137,7 @@ class ConsensusWorkflowCreateView(APIView):
             deadline: datetime = ensure_utc(data["deadline"])
         except TimestampError as exc:
             raise ApiError(400, "invalid_request", f"deadline: {exc}") from None
-        actor, customer = caller(request)
+        actor, customer = acting_as(request)
         spec = services.ConsensusSpec(subject=data["subject"], reviewers=data["reviewers"], quorum=data["quorum"],
                                       approval_threshold=float(threshold), deadline=deadline)
         try:
@@ -157,7 +154,7 @@ class WorkflowDetailView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="A workflow with its transitions",
                    operation_id="get_workflow")
     def get(self, request, workflow_id):
-        actor, _ = caller(request)
+        actor, _ = acting_as(request)
         return Response(workflow_detail(load_visible(request, workflow_id), actor))
 
 
@@ -192,7 +189,7 @@ class WorkflowEventView(APIView):
         unknown = sorted(set(data) - {"comment", "params"})
         if unknown:
             raise ApiError(422, "unknown_field", "Unknown field(s): " + ", ".join(unknown))
-        actor, _ = caller(request)
+        actor, _ = acting_as(request)
         try:
             workflow = services.perform(workflow_id, event, actor=actor, comment=comment, params=params,
                                         request_id=request_id_of(request))

@@ -50,6 +50,7 @@ from governance.engine.config import contract_version
 from governance.fields import current_ciphers
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from governance.models import ApiKey, Customer, Decision, Tier
+from governance.sealing import decision_digest
 from governance.telemetry import Event, emit
 
 from .persistence.durable import DurableWorkflowEngine
@@ -187,16 +188,27 @@ def _decision_references(records):
     return refs
 
 
+def _decision_from_record(record, refs) -> Decision:
+    """A decision as stored; one from a file written before decisions had digests and
+    review links gets its digest now (and no link)."""
+    decision = Decision(**{f: record[f] for f in DECISION_FIELDS}, decision_id=record["decision_id"],
+                        replay_vector=base64.b64decode(record["replay_vector"]),
+                        customer=refs["customers"].get(record["customer_id"]), api_key=refs["keys"].get(record["key_id"]),
+                        review_workflow_id=record.get("review_workflow_id"), content_hash=record.get("content_hash", ""),
+                        created_at=_time(record["created_at"]))
+    decision.content_hash = decision.content_hash or decision_digest(decision)
+    return decision
+
+
 DECISIONS = RowKind(
     "decisions", lambda: Decision.objects.select_related("customer", "api_key"), "decision_id", "decision_id",
     lambda d: {**{f: getattr(d, f) for f in DECISION_FIELDS}, "decision_id": str(d.decision_id),
                "replay_vector": base64.b64encode(bytes(d.replay_vector)).decode("ascii"),
-               "customer_id": d.customer.customer_id, "key_id": d.api_key.key_id if d.api_key else None,
-               "created_at": _iso(d.created_at)},
-    lambda r, refs: Decision(**{f: r[f] for f in DECISION_FIELDS}, decision_id=r["decision_id"],
-                             replay_vector=base64.b64decode(r["replay_vector"]),
-                             customer=refs["customers"][r["customer_id"]], api_key=refs["keys"].get(r["key_id"]),
-                             created_at=_time(r["created_at"])),
+               "customer_id": d.customer.customer_id if d.customer else None,
+               "key_id": d.api_key.key_id if d.api_key else None,
+               "review_workflow_id": str(d.review_workflow_id) if d.review_workflow_id else None,
+               "content_hash": d.content_hash, "created_at": _iso(d.created_at)},
+    _decision_from_record,
     _decision_references)
 
 VERSION_FIELDS = ("version", "parameters", "content_hash", "source", "source_ref", "author")

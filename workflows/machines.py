@@ -31,6 +31,13 @@ class Actor:
     def system(cls, name: str = "aegis-engine") -> "Actor":
         return cls(name=name, roles=frozenset({Role.SYSTEM}))
 
+    @property
+    def identity(self) -> str:
+        """Who this is, for "someone else" and "two different people" rules: a person by
+        user id (a rename changes nothing), anyone else (an API key, a system actor, a
+        seed-API caller naming itself) by name."""
+        return f"user:{self.id}" if self.id is not None else f"name:{self.name}"
+
 
 @dataclass
 class Context:
@@ -142,8 +149,26 @@ def _override_allowed(ctx: Context) -> str | None:
     decision = ctx.data.get("decision") or {}
     if "complexity" in decision.get("failing_gates", []):
         return "An override of a complexity failure is refused: redesign the proposal instead"
-    if ctx.state == "rejected" and not decision.get("override_eligible"):
+    if not decision.get("override_eligible"):
         return "This decision is not eligible for an override"
+    if ctx.data.get("override_workflow_id"):
+        return "An override was already requested for this decision"
+    return None
+
+
+def _submitted_by(ctx: Context) -> bool:
+    return ctx.data.get("submitted_by_identity") == ctx.actor.identity
+
+
+def _not_the_submitter(ctx: Context) -> str | None:
+    if _submitted_by(ctx):
+        return "Four eyes: a proposal you submitted is reviewed by someone else (you may withdraw it)"
+    return None
+
+
+def _only_the_submitter(ctx: Context) -> str | None:
+    if not _submitted_by(ctx):
+        return "Only the one who submitted a proposal may withdraw it"
     return None
 
 
@@ -162,6 +187,7 @@ PROPOSAL = Machine(
         State("override_requested", "Override requested", WorkflowStatus.ACTIVE),
         State("approved", "Approved", WorkflowStatus.COMPLETED, terminal=True),
         State("rejected", "Rejected", WorkflowStatus.REJECTED),
+        State("withdrawn", "Withdrawn", WorkflowStatus.REJECTED, terminal=True),
     ),
     events=_events(
         Event("evaluate", "Evaluate", frozenset({"submitted"}),
@@ -169,16 +195,22 @@ PROPOSAL = Machine(
               params=(Param("decision", "Engine decision", internal=True),),
               description="The engine decides: proceed → approved, halt → rejected, pause/escalate → in review."),
         Event("approve", "Approve", frozenset({"in_review"}), frozenset({"approved"}),
-              frozenset({Role.RISK_LEAD}), lambda ctx: _stay(ctx, "approved"), requires_comment=True,
-              description="A risk lead approves a paused or escalated proposal."),
+              frozenset({Role.RISK_LEAD}), lambda ctx: _stay(ctx, "approved"), guards=(_not_the_submitter,),
+              requires_comment=True,
+              description="A risk lead (not the person who submitted it) approves a paused or escalated proposal."),
         Event("reject", "Reject", frozenset({"in_review"}), frozenset({"rejected"}),
-              frozenset({Role.RISK_LEAD}), lambda ctx: _stay(ctx, "rejected"), requires_comment=True,
-              description="A risk lead rejects a paused or escalated proposal."),
+              frozenset({Role.RISK_LEAD}), lambda ctx: _stay(ctx, "rejected"), guards=(_not_the_submitter,),
+              requires_comment=True,
+              description="A risk lead (not the person who submitted it) rejects a paused or escalated proposal."),
+        Event("withdraw", "Withdraw", frozenset({"in_review"}), frozenset({"withdrawn"}), frozenset(),
+              lambda ctx: _stay(ctx, "withdrawn"), guards=(_only_the_submitter,), requires_comment=True,
+              description="The one who submitted a proposal in review takes it back; it will not proceed."),
         Event("request_override", "Request override", frozenset({"rejected", "in_review"}),
-              frozenset({"override_requested"}), frozenset({Role.RISK_LEAD, Role.SECURITY_LEAD}),
+              frozenset({"override_requested"}), frozenset({Role.RISK_LEAD, Role.SECURITY_LEAD, Role.INTEGRATION}),
               _record_override_request, guards=(_override_allowed,), requires_comment=True,
               params=(Param("override_workflow_id", "Override workflow", internal=True),),
-              description="Hand the proposal to a two-key override; the comment is the justification."),
+              description="Hand an override-eligible proposal (a gate failed, not complexity) to a two-key "
+                          "override, once; the comment is the justification. The tenant's API key may ask too."),
         Event("override_granted", "Override granted", frozenset({"override_requested"}), frozenset({"approved"}),
               frozenset({Role.SYSTEM}), lambda ctx: _stay(ctx, "approved"),
               description="Fired when the override workflow is approved."),

@@ -8,6 +8,7 @@ class Role(StrEnum):
     RISK_LEAD = "risk_lead"
     SECURITY_LEAD = "security_lead"
     SYSTEM = "system"  # the engine, schedulers and system actors such as drift-monitor
+    INTEGRATION = "integration"  # a tenant's API key: may request the override its decision offers
 
 
 # Role -> name of the Django group whose members hold it.

@@ -14,9 +14,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from calibration.versions import active_config
-from governance.engine.decide import pcw_decide
-from governance.engine.inputs import ProposalInput
 from governance import telemetry
 
 from .chain import checkpoint_hash, transition_hash
@@ -260,32 +257,7 @@ def _after_transition(workflow: WorkflowInstance, transition: WorkflowTransition
                      request_id=request_id, now=now)
 
 
-# --- proposal and override verbs ------------------------------------------------------------
-
-def submit_proposal(proposal: ProposalInput, *, actor: Actor, customer=None, request_id: str = "",
-                    now: datetime | None = None) -> WorkflowInstance:
-    """Start a proposal workflow and let the engine decide it under the active config."""
-    now = now or timezone.now()
-    version, config = active_config()
-    decision = pcw_decide(proposal, config, config_version=version, now=now).to_dict()
-    with transaction.atomic():
-        workflow = start_workflow("proposal", actor=actor, data={"proposal": _proposal_data(proposal)},
-                                  customer=customer, request_id=request_id, now=now)
-        workflow = lock_workflow(workflow.workflow_id)
-        fire_locked(workflow, "evaluate", actor=Actor.system(), comment="", params={"decision": decision},
-                     request_id=request_id, now=now)
-    return workflow
-
-
-def _proposal_data(proposal: ProposalInput) -> dict[str, Any]:
-    data = {name: getattr(proposal, name) for name in proposal.__dataclass_fields__}
-    data["quality_subscores"] = list(proposal.quality_subscores)
-    data["utility_result"] = (None if proposal.utility_result is None else
-                              {"mean": proposal.utility_result.mean, "std_error": proposal.utility_result.std_error})
-    for name in ("drift_baseline_data", "drift_current_data"):
-        data[name] = None if data[name] is None else list(data[name])
-    return data
-
+# --- override verbs (proposal workflows are opened by governance.decisions) ----------------
 
 def override_expiry() -> timedelta:
     return timedelta(hours=settings.AEGIS_OVERRIDE_EXPIRY_HOURS)

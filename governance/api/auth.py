@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from governance.decisions import key_actor
 from governance.models import ApiKey, Customer, hash_api_key
+from workflows.machines import Actor
+from workflows.services import actor_for
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="aegis"'
+
+
+def acting_as(request) -> tuple[Actor, Customer | None]:
+    """(actor, tenant) for an /api/ request: a tenant's key acts for that tenant alone; a
+    signed-in person acts with the roles of their groups and no tenant (sees every one)."""
+    user = request.user
+    if isinstance(user, ApiPrincipal):
+        return key_actor(user.api_key), user.customer
+    return actor_for(user), None

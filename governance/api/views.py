@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from django.db import connection
@@ -16,10 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import __version__, services
+from governance import decisions as decision_verbs
 from calibration.versions import active_config
 from governance.engine.inputs import InputError, parse_proposal
 from governance.idempotency import run_idempotent
 from governance.models import Decision
+from workflows.services import WorkflowError
 
 from .auth import ApiKeyAuthentication
 from .errors import ApiError
@@ -252,8 +253,8 @@ class DecisionsView(ClientApiView):
                 raise ApiError(400, "invalid_request", f"month must be YYYY-MM, got {month!r}")
             year, number = map(int, month.split("-"))
             decisions = decisions.filter(created_at__year=year, created_at__month=number)
-        rows = decisions.values_list("response", flat=True)[: int(raw_limit)]
-        return Response({"decisions": list(rows)})
+        rows = list(decisions[: int(raw_limit)])
+        return Response({"decisions": decision_verbs.as_json(rows)})
 
 
 class DecisionDetailView(ClientApiView):
@@ -261,11 +262,7 @@ class DecisionDetailView(ClientApiView):
                    operation_id="get_decision")
     def get(self, request, decision_id: str):
         try:
-            wanted = uuid.UUID(decision_id)
-        except ValueError:
-            wanted = None
-        response = (Decision.objects.filter(customer=request.user.customer, decision_id=wanted)
-                    .values_list("response", flat=True).first()) if wanted else None
-        if response is None:
-            raise ApiError(404, "not_found", f"No decision {decision_id!r}")
-        return Response({"decision": response})
+            decision = decision_verbs.find(decision_id, customer=request.user.customer)
+        except WorkflowError:
+            raise ApiError(404, "not_found", f"No decision {decision_id!r}") from None
+        return Response({"decision": decision_verbs.as_json([decision])[0]})

@@ -25,6 +25,7 @@ OVERRIDABLE_RULES = frozenset({2, 3})
 IRREVERSIBLE_CONSTRAINT = "Irreversible change: a rollback plan is required"
 TIME_SENSITIVE_CONSTRAINT = "Time-sensitive: review within 4 hours"
 OVERRIDE_STEP = "Request a two-key override (risk_lead + security_lead)"
+SHADOW_STEP = "Shadow mode: recorded only; nothing is enforced, and no review or override is opened"
 
 
 class Decision(NamedTuple):
@@ -105,8 +106,9 @@ def pcw_decide(proposal: "ProposalInput", config: "AegisConfig", *,
 
     `drift` is a check already made by the caller (the API's tenant window). Without it, a
     proposal carrying drift_baseline_data is checked here against its drift_current_data
-    (an absent current sample gives `insufficient_data`). Shadow mode changes nothing but
-    the `shadow_mode` flag. `now` must be timezone-aware; the timestamp is stored in UTC.
+    (an absent current sample gives `insufficient_data`). A shadow proposal gets the same gates, status and rationale, but it is recorded only:
+    it never offers an override, and its one next step says so. `now` must be
+    timezone-aware; the timestamp is stored in UTC.
     """
     gates = gate_evaluator(config).evaluate(proposal)
     failing = tuple([name for name, gate in gates.items() if not gate.passed])
@@ -120,7 +122,8 @@ def pcw_decide(proposal: "ProposalInput", config: "AegisConfig", *,
     rule = deciding_rule(failing, high_impact, drift_status == CRITICAL,
                          proposal.requires_human_approval)
     status = RULE_STATUS[rule]
-    overridable = rule in OVERRIDABLE_RULES
+    shadow = proposal.shadow_mode
+    overridable = rule in OVERRIDABLE_RULES and not shadow
 
     constraints = []
     if drift_status == WARNING:
@@ -141,11 +144,11 @@ def pcw_decide(proposal: "ProposalInput", config: "AegisConfig", *,
         failing,
         () if "utility" in gates else ("utility",),  # gates_skipped
         _rationale(rule, status, gates, failing, impact, proposal, drift),
-        _next_steps(rule, failing, impact, proposal.requires_human_approval),
+        (SHADOW_STEP,) if shadow else _next_steps(rule, failing, impact, proposal.requires_human_approval),
         tuple(constraints),
         overridable,  # override_eligible
         OVERRIDE_ROLES if overridable else (),  # override_requires
-        proposal.shadow_mode,
+        shadow,
         str(decision_id) if decision_id is not None else new_decision_id(),
         _utc(now),  # timestamp
         config_version,

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from governance import services
 from governance.idempotency import body_fingerprint
+from governance.engine.decide import SHADOW_STEP
 from governance.models import Decision, IdempotencyRecord
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -82,10 +83,11 @@ def test_evaluate_passes_optional_fields_and_reports_a_halt(make_tenant, connect
 
     assert decision.status == "halt"
     assert decision.failing_gates == ["novelty"]
-    assert decision.override_eligible is True
-    assert sorted(decision.override_requires) == ["risk_lead", "security_lead"]
+    # Shadow: recorded only (ENGINE.md §5), so no override and no review.
+    assert decision.override_eligible is False and decision.override_requires == []
+    assert decision.next_steps == [SHADOW_STEP]
     stored = Decision.objects.get(decision_id=decision.decision_id)
-    assert stored.shadow is True and stored.agent_id == "agent-7"
+    assert stored.shadow is True and stored.agent_id == "agent-7" and stored.workflow is None
 
 
 def test_an_idempotency_key_replays_and_a_different_body_raises(make_tenant, connect):

@@ -172,7 +172,9 @@ def test_evaluate_stores_the_decision_with_its_channel(tenant, api_for, headers,
     assert stored.api_key == tenant.key
     assert stored.channel == channel
     assert stored.status == body["status"]
-    assert stored.response == body
+    review = {"workflow_id": None, "review_state": None, "effective_status": "proceed", "override": None}
+    assert stored.response == {key: value for key, value in body.items() if key not in review}
+    assert {key: body[key] for key in review} == review
 
 
 # --- /sandbox/evaluate --------------------------------------------------------------------

@@ -14,6 +14,7 @@ from workflows import services
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowInstance
 from workflows.roles import RISK_LEAD_GROUP, SECURITY_LEAD_GROUP
+from governance import services as governance_services
 
 PASSWORD = "Correct-Horse-Battery-9"
 APPROVE_FORM = "form[data-event=approve]"
@@ -60,7 +61,7 @@ def test_two_custodians_approve_an_override_in_the_browser(browser_page, live_se
     risk = make_user("risklead", RISK_LEAD_GROUP)
     make_user("securitylead", SECURITY_LEAD_GROUP)
     risk_actor = services.actor_for(risk)
-    proposal = services.submit_proposal(
+    proposal = governance_services.submit_proposal(
         parse_proposal({"proposal_summary": "Ship the novel ranking model", "novelty_score": 0.9}), actor=risk_actor)
     proposal.refresh_from_db()
     assert proposal.current_state == "rejected", proposal.state_data.get("decision")

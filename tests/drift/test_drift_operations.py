@@ -18,6 +18,7 @@ from test_drift_support import drop_append_only_triggers, https_client
 from workflows import operations, services as workflow_services, tasks as workflow_tasks
 from workflows.machines import Actor
 from workflows.persistence.models import BackupRun, ChainVerificationRun, WorkflowTransition
+from governance import services as governance_services
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +133,7 @@ SUBMITTER = Actor("submitter", id=None, roles=frozenset())
 
 
 def _workflows(n: int):
-    return [workflow_services.submit_proposal(parse_proposal({"proposal_summary": f"Change {i}"}),
+    return [governance_services.submit_proposal(parse_proposal({"proposal_summary": f"Change {i}"}),
                                               actor=SUBMITTER) for i in range(n)]
 
 

@@ -588,7 +588,7 @@ def test_a_wrong_key_raises_a_decryption_error_naming_the_field_and_fernet_keys(
     secret = f"PII-wrong-key-{TAG}"
     with override_settings(FERNET_KEYS=[KEY_A]):
         event = new_event(secret)
-        workflow = workflow_services.submit_proposal(parse_proposal({"proposal_summary": secret}),
+        workflow = governance_services.submit_proposal(parse_proposal({"proposal_summary": secret}),
                                                      actor=Actor(f"pii_wrongkey_{TAG}"))
     token = dict(zip(*_pks_and_tokens()))[event.pk]
 
@@ -683,7 +683,7 @@ OTHER_KEY = "a-key-this-deployment-never-had-0c9e"
 
 def rejected_proposal() -> WorkflowInstance:
     """submitted (1) → in_review (2) → rejected by a risk lead with a reason (3)."""
-    workflow = workflow_services.submit_proposal(parse_proposal({"proposal_summary": "Bigger change",
+    workflow = governance_services.submit_proposal(parse_proposal({"proposal_summary": "Bigger change",
                                                                  "estimated_impact": "high"}),
                                                  actor=Actor(f"pii_nina_{TAG}"))
     workflow_services.fire_event(workflow.workflow_id, "reject", actor=RISK, comment=f"PII-reason-{TAG}")
@@ -1014,7 +1014,7 @@ def test_the_encrypting_migrations_reverse_with_rows_present(back_to_latest_afte
     encrypts them once more with the chains still valid."""
     latest = back_to_latest_afterwards
     actor = Actor(ROUND_TRIP["submitter"], roles=frozenset({Role.RISK_LEAD}))
-    workflow = workflow_services.submit_proposal(
+    workflow = governance_services.submit_proposal(
         parse_proposal({"proposal_summary": ROUND_TRIP["summary"], "estimated_impact": "high"}), actor=actor)
     workflow_services.fire_event(workflow.workflow_id, "reject", actor=RISK, comment=ROUND_TRIP["reason"])
     from calibration import services as calibration_services

@@ -21,6 +21,7 @@ from workflows.models import ReencryptionWindow
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowTransition
 from workflows.roles import Role
+from governance import services as governance_services
 
 KEY_A = settings.FERNET_KEYS[0]  # the key the migrations wrote the first configuration version under
 KEY_B = "rotation-test-key-B"
@@ -33,7 +34,7 @@ def populate() -> None:
     """Workflows (with an override's justification), a calibration proposal and the telemetry
     they emit, all written under whatever FERNET_KEYS is in force."""
     for summary, novelty in [("rotate me: routine", 0.1), ("rotate me: novel", 0.95), ("rotate me: third", 0.2)]:
-        workflow = services.submit_proposal(parse_proposal({"proposal_summary": summary, "novelty_score": novelty,
+        workflow = governance_services.submit_proposal(parse_proposal({"proposal_summary": summary, "novelty_score": novelty,
                                                             "agent_id": "agent-rotation"}), actor=RISK)
         if novelty > 0.9:
             services.request_override(workflow.workflow_id, actor=RISK, justification="Rotation test: business need")

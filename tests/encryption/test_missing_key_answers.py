@@ -9,6 +9,7 @@ from django.test import Client, override_settings
 from governance.engine.inputs import parse_proposal
 from workflows import services
 from workflows.machines import Actor
+from governance import services as governance_services
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +18,7 @@ OTHER_KEY = "a-key-that-wrote-nothing-here"
 
 @pytest.fixture
 def workflow():
-    return services.submit_proposal(parse_proposal({"proposal_summary": "secret plan", "agent_id": "agent-7"}),
+    return governance_services.submit_proposal(parse_proposal({"proposal_summary": "secret plan", "agent_id": "agent-7"}),
                                     actor=Actor("nina"))
 
 

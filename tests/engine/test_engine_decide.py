@@ -15,6 +15,7 @@ from governance.engine import (
     pcw_decide,
     risk_check,
 )
+from governance.engine.decide import SHADOW_STEP
 
 OVERRIDE_ROLES = ["risk_lead", "security_lead"]
 FIXED_TIME = datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc)
@@ -211,15 +212,20 @@ def test_drift_argument_takes_precedence_over_proposal_data(config, client_propo
 
 # --- shadow mode, identity, serialisation ----------------------------------------------------
 
-def test_shadow_mode_gives_the_same_decision(config, client_proposal):
-    for changes in ({}, dict(novelty_score=0.9), dict(complexity_score=0.1),
-                    dict(estimated_impact="high", risk_proposed=0.08)):
-        live = pcw_decide(client_proposal(**changes), config, decision_id="d", now=FIXED_TIME)
-        shadow = pcw_decide(client_proposal(shadow_mode=True, **changes), config,
-                            decision_id="d", now=FIXED_TIME)
-        assert shadow.shadow_mode is True and live.shadow_mode is False
-        assert shadow._replace(shadow_mode=False) == live
-        assert shadow.to_dict() | {"shadow_mode": False} == live.to_dict()
+@pytest.mark.parametrize("changes, live_eligible", [
+    ({}, False), (dict(novelty_score=0.9), True), (dict(complexity_score=0.1), False),
+    (dict(estimated_impact="high", risk_proposed=0.08), True), (dict(estimated_impact="critical"), False)])
+def test_shadow_mode_gives_the_same_gates_and_status_but_is_recorded_only(config, client_proposal, changes,
+                                                                          live_eligible):
+    live = pcw_decide(client_proposal(**changes), config, decision_id="d", now=FIXED_TIME)
+    shadow = pcw_decide(client_proposal(shadow_mode=True, **changes), config, decision_id="d", now=FIXED_TIME)
+    assert shadow.shadow_mode is True and live.shadow_mode is False
+    assert live.override_eligible is live_eligible
+    assert (shadow.status, shadow.rule, shadow.gates, shadow.rationale, shadow.constraints) == (
+        live.status, live.rule, live.gates, live.rationale, live.constraints)
+    body = shadow.to_dict()
+    assert body["override_eligible"] is False and body["override_requires"] == []
+    assert body["next_steps"] == [SHADOW_STEP] and "recorded only" in SHADOW_STEP
 
 
 def test_decision_id_timestamp_and_config_version(config, client_proposal):

@@ -9,6 +9,7 @@ from governance.models import Tier, TelemetryEvent
 from governance.telemetry import REGISTRY, Event
 from workflows import services as workflow_services
 from workflows.machines import Actor
+from governance import services as governance_services
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_a_refused_evaluation_emits_nothing(tenant):
 
 def test_workflow_transitions_and_override_requests_are_events(db):
     actor = Actor("alice", roles=frozenset({"risk_lead"}))
-    proposal = workflow_services.submit_proposal(parse_proposal({"proposal_summary": "x", "novelty_score": 0.9}),
+    proposal = governance_services.submit_proposal(parse_proposal({"proposal_summary": "x", "novelty_score": 0.9}),
                                                  actor=actor)
     workflow_services.request_override(proposal.workflow_id, actor=actor, justification="needed")
     names = list(TelemetryEvent.objects.order_by("id").values_list("name", flat=True))

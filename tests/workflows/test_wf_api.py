@@ -378,17 +378,18 @@ def test_api_key_callers_see_only_their_tenants_workflows(tenants, as_principal)
     assert everything == {acme_proposal, acme_vote, str(globex_proposal.workflow_id), str(untenanted.workflow_id)}
 
 
-def test_api_key_callers_hold_no_reviewer_role(tenants):
+def test_api_key_callers_hold_no_reviewer_role_but_may_request_the_override(tenants):
     acme, acme_client = tenants["acme"]
     proposal = submit(ESCALATE, customer=acme)
     before = snapshot(proposal)
     detail = acme_client.get(url(proposal)).json()
-    assert detail["allowed_events"] == []
-    assert_error(post(acme_client, url(proposal, "events", "approve"), {"comment": "x"}), 403, "forbidden",
-                 "needs the role risk_lead")
-    assert_error(post(acme_client, url(proposal, "events", "request_override"), {"comment": "x"}), 403,
-                 "forbidden", "needs the role")
+    assert [event["event"] for event in detail["allowed_events"]] == ["request_override"]
+    for event in ("approve", "reject"):
+        assert_error(post(acme_client, url(proposal, "events", event), {"comment": "x"}), 403, "forbidden",
+                     "needs the role risk_lead")
     assert snapshot(proposal) == before
+    response = post(acme_client, url(proposal, "events", "request_override"), {"comment": "Launch needs it"})
+    assert response.status_code == 200 and response.json()["current_state"] == "override_requested"
 
 
 @pytest.mark.parametrize("header", ["Bearer not-a-key", "Basic abc"])

@@ -181,12 +181,15 @@ def test_an_encrypted_backup_restores_into_an_empty_database(populated, tmp_path
     before, counts = database_state(), row_counts()
     empty_database()
     inserted = restore_backup(path)
-    assert inserted["workflows"] == counts["workflows"] and inserted["decisions"] == 1
+    assert inserted["workflows"] == counts["workflows"] and inserted["decisions"] == Decision.objects.count() == 2
     assert database_state() == before and row_counts() == counts
     assert all_chains_valid() == counts["workflows"]
-    decision = Decision.objects.get()
+    decision = Decision.objects.get(review_workflow_id=None)
     assert (decision.proposal_summary, decision.agent_id, decision.metadata) == (
         f"{MARKER} decision summary", f"{MARKER}-agent", {"note": f"{MARKER} metadata"})
+    halted = Decision.objects.exclude(review_workflow_id=None).get()
+    assert halted.proposal_summary == f"{MARKER} workflow summary" and halted.workflow.current_state == \
+        "override_requested"
     assert CalibrationProposal.objects.get().justification == f"{MARKER} calibration justification"
     assert set(WorkflowTransition.objects.values_list("triggered_by", flat=True)) >= {SUBMITTER.name, RISK.name}
     assert restore_backup(path) == {s.name: 0 for s in SECTIONS}  # a second restore changes nothing

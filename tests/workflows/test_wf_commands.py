@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from governance.models import ApiKey, Customer, Decision
+from governance.models import ApiKey, Customer, Decision, UsageCounter
 from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
@@ -66,9 +66,12 @@ def tenant_state():
 def empty_database():
     """Empty every table the backup restores rows into (tiers come from a migration and stay).
     Plain DELETEs, not the ORM's cascade: it would visit every model that refers to a tenant."""
+    with connection.cursor() as cursor:
+        for model in (UsageCounter, Decision):
+            cursor.execute(f"DELETE FROM {model._meta.db_table}")
     wipe_workflow_tables()
     with connection.cursor() as cursor:
-        for model in (Decision, ApiKey, Customer):
+        for model in (ApiKey, Customer):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
     assert db_counts() == (0, 0, 0) and Customer.objects.count() == 0
 

@@ -140,8 +140,8 @@ def test_unknown_event_and_unknown_workflow_are_refused():
 
 # --- request_override ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("inputs, from_state", [(HALT, "rejected"), (ESCALATE, "in_review"), (PAUSE, "in_review")],
-                         ids=["halt", "escalate", "pause"])
+@pytest.mark.parametrize("inputs, from_state", [(HALT, "rejected"), (ESCALATE, "in_review")],
+                         ids=["halt", "escalate"])
 @pytest.mark.parametrize("actor", [RISK, SECURITY], ids=lambda a: a.name)
 def test_request_override_creates_a_pending_override(inputs, from_state, actor):
     proposal = submit(inputs)
@@ -181,9 +181,11 @@ def test_refused_override_request_creates_nothing(inputs, actor, justification, 
     assert not WorkflowInstance.objects.filter(workflow_type="override").exists()
 
 
-def test_reviewer_rejected_pause_is_not_eligible_for_an_override():
+@pytest.mark.parametrize("reviewed", [False, True], ids=["in-review", "rejected-by-a-reviewer"])
+def test_a_paused_proposal_is_not_eligible_for_an_override(reviewed):
     proposal = submit(PAUSE)
-    fire(proposal, "reject", RISK, comment="no")
+    if reviewed:
+        fire(proposal, "reject", RISK, comment="no")
     counts = db_counts()
     refused(WE.FORBIDDEN, "not eligible for an override", services.request_override, proposal.workflow_id,
             actor=RISK, justification="please")

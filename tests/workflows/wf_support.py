@@ -18,6 +18,7 @@ from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from workflows.roles import Role
+from governance import services as governance_services
 
 APPEND_ONLY = importlib.import_module("workflows.migrations.0005_encrypt_pii")
 TABLE = APPEND_ONLY.TABLE  # workflows_workflowtransition
@@ -42,7 +43,7 @@ def utcnow() -> datetime:
 
 
 def submit(inputs: dict[str, Any], *, actor: Actor = SUBMITTER, customer=None, now=None) -> WorkflowInstance:
-    return services.submit_proposal(parse_proposal(inputs), actor=actor, customer=customer, now=now)
+    return governance_services.submit_proposal(parse_proposal(inputs), actor=actor, customer=customer, now=now)
 
 
 def consensus(reviewers, *, quorum=None, threshold=0.5, deadline=None, now=None, customer=None,

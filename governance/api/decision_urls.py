@@ -1,0 +1,13 @@
+"""/api/decisions…"""
+
+from django.urls import path
+
+from . import decisions
+
+urlpatterns = [
+    path("decisions/<str:decision_id>", decisions.DecisionView.as_view(), name="api-decision"),
+    path("decisions/<str:decision_id>/override", decisions.DecisionOverrideView.as_view(),
+         name="api-decision-override"),
+    path("decisions/<str:decision_id>/events/<str:event>", decisions.DecisionReviewView.as_view(),
+         name="api-decision-event"),
+]
