@@ -259,3 +259,79 @@ def test_sandbox_mode_without_a_key(connect, settings):
     assert first.status == "proceed" and first.gates.risk.value == 0.5
     assert Decision.objects.count() == 0
     assert client.health().status == "ok"
+
+
+# --- the governance loop: keys the client ignores must not break its parsing ------------------
+
+def _custodians():
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from workflows.roles import ROLE_GROUPS, Role
+    from workflows.services import actor_for
+
+    actors = []
+    for username, role in (("rita", Role.RISK_LEAD), ("sam", Role.SECURITY_LEAD)):
+        user = get_user_model().objects.create_user(username, password=None)
+        user.groups.add(Group.objects.get_or_create(name=ROLE_GROUPS[role])[0])
+        actors.append(actor_for(user))
+    return actors
+
+
+def _raw(server, key: str, method: str, path: str, body=None) -> dict:
+    import httpx
+
+    response = httpx.request(method, server.url + path, json=body, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def test_every_review_stage_of_a_halt_parses_in_the_client(make_tenant, connect, server):
+    from workflows.services import fire_event
+
+    tenant = make_tenant("Acme")
+    client = connect(tenant.plaintext)
+    halted = client.evaluate(proposal_summary="Novel router", novelty_score=0.9)
+    assert halted.status == "halt" and halted.override_eligible is True
+
+    override = _raw(server, tenant.plaintext, "POST", f"/api/decisions/{halted.decision_id}/override",
+                    {"justification": "Launch depends on it"})
+    seen = []
+    custodians = _custodians()
+    for expected, signer in ((("override_requested", "halt", "pending"), custodians[0]),
+                             (("override_requested", "halt", "partial"), custodians[1]),
+                             (("approved", "proceed", "approved"), None)):
+        seen.append(client.get_decision(halted.decision_id))
+        raw = _raw(server, tenant.plaintext, "GET", f"/customer/decisions/{halted.decision_id}")["decision"]
+        assert (raw["review_state"], raw["effective_status"], raw["override"]["status"]) == expected
+        if signer is not None:
+            fire_event(override["workflow_id"], "approve", actor=signer, comment="Reviewed")
+    for parsed in seen:
+        assert parsed.decision_id == halted.decision_id and parsed.status == "halt"
+        assert parsed.failing_gates == ["novelty"] and parsed.gates.novelty.passed is False
+
+
+def test_lists_mixing_reviewed_and_unreviewed_decisions_parse_in_both_clients(make_tenant, connect, server):
+    import asyncio
+
+    from aegis import AsyncAegis
+
+    tenant = make_tenant("Acme")
+    client = connect(tenant.plaintext)
+    made = [client.evaluate(proposal_summary="ok"), client.evaluate(proposal_summary="big", estimated_impact="high"),
+            client.evaluate(proposal_summary="novel", novelty_score=0.9),
+            client.evaluate(proposal_summary="shadow", novelty_score=0.9, shadow_mode=True)]
+    _raw(server, tenant.plaintext, "POST", f"/api/decisions/{made[2].decision_id}/override",
+         {"justification": "needed"})
+    listed = client.list_decisions()
+    assert [d.status for d in listed] == ["halt", "halt", "pause", "proceed"]
+    raw = _raw(server, tenant.plaintext, "GET", "/customer/decisions")["decisions"]
+    assert [d["review_state"] for d in raw] == [None, "override_requested", "in_review", None]
+
+    async def read_async():
+        async with AsyncAegis(api_key=tenant.plaintext, base_url=server.url, max_retries=0, timeout=10.0) as aclient:
+            return await aclient.list_decisions(), await aclient.get_decision(made[2].decision_id)
+
+    async_listed, async_detail = asyncio.run(read_async())
+    assert [d.decision_id for d in async_listed] == [d.decision_id for d in listed]
+    assert async_detail.status == "halt" and async_detail.override_eligible is True
