@@ -22,6 +22,7 @@ from .engine.decide import pcw_decide, risk_check
 from .engine.drift import DriftMonitor
 from .engine.inputs import ProposalInput
 from workflows.machines import Actor
+from workflows.roles import Role
 from workflows.persistence.models import WorkflowInstance
 from workflows.services import WorkflowError
 
@@ -112,11 +113,14 @@ def _decide(proposal: ProposalInput, customer: Customer | None, now):
     return decision, drift
 
 
-def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_key: str = "") -> dict[str, Any]:
+def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_key: str = "",
+                      now=None) -> dict[str, Any]:
     """Decide on a proposal, record it (with its review workflow when a person must act)
     and count it against the tenant's quota; returns the Decision JSON."""
-    decision = _evaluate(ctx, proposal, actor=decisions.key_actor(ctx.api_key), idempotency_key=idempotency_key,
-                         always_open_workflow=False)
+    actor = (decisions.key_actor(ctx.api_key) if ctx.api_key is not None else
+             Actor(name=f"tenant:{ctx.customer.customer_id}", roles=frozenset({Role.INTEGRATION})))
+    decision = _evaluate(ctx, proposal, actor=actor, idempotency_key=idempotency_key, always_open_workflow=False,
+                         now=now)
     return {**decision.response, **decisions.review_fields(decision, override=None)}
 
 

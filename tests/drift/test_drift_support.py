@@ -21,7 +21,9 @@ from scipy import stats
 from calibration import services as calibration_services
 from calibration import versions
 from calibration.models import CalibrationProposal
+from governance import decisions as governance_decisions
 from governance import services as governance_services
+from governance.sealing import decision_digest
 from governance.drift import DRIFT_MONITOR_ACTOR
 from governance.engine import pcw_decide
 from governance.engine.inputs import parse_proposal
@@ -115,25 +117,26 @@ def day_start(day: date) -> datetime:
 def make_decisions(customer, values: Iterable[float], at: datetime | date, *, real: int = 3) -> list[str]:
     """Decisions of `customer` with these risk_proposed values, made at `at` (a datetime, or
     noon UTC of a date). The first `real` go through governance.services.evaluate_proposal
-    (the /evaluate path) and are then moved to `at` with a queryset update; the rest, for
-    speed, are decided by the same engine call (`pcw_decide` under the active config) and
-    stored with the same columns (`_decision_columns`) in one bulk insert. Returns the ids."""
+    (the /evaluate path) at `at`; the rest, for speed, are decided by the same engine call
+    (`pcw_decide` under the active config) and stored with the same columns and digest in
+    one bulk insert. Returns the ids."""
     when = noon(at) if isinstance(at, date) and not isinstance(at, datetime) else at
     values = [float(v) for v in values]
     ctx = CallContext(customer=customer, api_key=None)
     ids = []
     for value in values[:real]:
-        body = governance_services.evaluate_proposal(ctx, parse_proposal(_inputs(value)))
+        body = governance_services.evaluate_proposal(ctx, parse_proposal(_inputs(value)), now=when)
         ids.append(body["decision_id"])
-    Decision.objects.filter(decision_id__in=ids).update(created_at=when)
     version, config = versions.active_config()
     rows = []
     for value in values[real:]:
         proposal = parse_proposal(_inputs(value))
         body = pcw_decide(proposal, config, drift=None, config_version=version, now=when).to_dict()
-        rows.append(Decision(decision_id=body["decision_id"], customer=customer, created_at=when,
-                             status=body["status"], config_version=body["config_version"], response=body,
-                             **governance_services._decision_columns(proposal, None, body["status"])))
+        row = Decision(decision_id=body["decision_id"], customer=customer, created_at=when, status=body["status"],
+                       config_version=body["config_version"], response=body,
+                       **governance_decisions._decision_columns(proposal, None, body["status"]))
+        row.content_hash = decision_digest(row)
+        rows.append(row)
         ids.append(body["decision_id"])
     Decision.objects.bulk_create(rows, batch_size=500)
     return [str(i) for i in ids]

@@ -451,7 +451,8 @@ def test_raw_rows_hold_no_plaintext_pii_in_any_table():
     proposal = CalibrationProposal.objects.get(proposal_id=facts["proposal"])
     assert (proposal.justification, proposal.proposed_by) == (M["justification"], USERS["proposer"])
     assert proposal.applied_version.author == USERS["approver"]
-    assert TelemetryEvent.objects.filter(name="decision.made").get().actor == M["agent"]
+    made = TelemetryEvent.objects.filter(name="decision.made", subject=facts["decision_id"]).get()
+    assert made.actor == M["agent"]
     # Every workflow written here still verifies (the chain covers the plaintext).
     reports = list(DurableWorkflowEngine().verify_all())
     assert len(reports) >= 8 and all(r.is_valid for r in reports), [r for r in reports if not r.is_valid]
