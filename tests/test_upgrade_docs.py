@@ -14,7 +14,9 @@ from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowInstance, WorkflowTransition
+from governance import decisions
 from governance import services as governance_services
+from governance.models import Decision
 
 APPEND_ONLY = importlib.import_module("workflows.migrations.0005_encrypt_pii")
 
@@ -66,3 +68,6 @@ def test_documented_rollback_procedure_restores_identical_verified_chains(tmp_pa
     assert dict(WorkflowTransition.objects.values_list("hash", "seq")) == before
     assert len(namespace["restored"]) == 2
     assert DurableWorkflowEngine().verify_audit_chain(halted.workflow_id)[0]
+    # Decisions find their review workflows again (linked by workflow_id, not by row id).
+    decision = Decision.objects.get(review_workflow_id=halted.workflow_id)
+    assert decisions.as_json([decision])[0]["review_state"] == "rejected"

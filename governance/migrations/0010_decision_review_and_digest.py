@@ -20,9 +20,9 @@ def digest_existing_decisions(apps, schema_editor):
                      .order_by("pk")[:BATCH])
         if not batch:
             return
-        for decision in batch:
-            decision.content_hash = decision_digest(decision)
-        Decision.objects.bulk_update(batch, ["content_hash"])
+        with schema_editor.connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {Decision._meta.db_table} SET content_hash = %s WHERE id = %s",
+                               [(decision_digest(decision), decision.pk) for decision in batch])
         last_pk = batch[-1].pk
 
 
