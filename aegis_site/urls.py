@@ -21,6 +21,7 @@ urlpatterns = [
     path("calibration/", include("calibration.urls")),
     path("drift/", include("governance.urls")),
     path("telemetry/", include("governance.telemetry_views")),
+    path("decisions/", include("governance.decision_urls")),
     path("", include("governance.api.urls")),
 ]
 

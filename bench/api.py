@@ -28,9 +28,11 @@ Variants (each measured the same way):
   --conn-max-age N           DATABASE_CONN_MAX_AGE (the app's default, 0, reconnects per request)
   --sqlite-wal               experiment: journal_mode=WAL, synchronous=NORMAL
   --pg-async-commit          experiment: PostgreSQL synchronous_commit=off
-  --prototype                also POST /bench/evaluate-lean, a bench-only prototype of the
-                             proposed fix (see BENCH_LEAN below)
+  --outcome O                the decision /evaluate's body gets: proceed (default, the client's
+                             defaults), halt (novelty_score 0.9) or pause (estimated_impact high);
+                             halt and pause also open a review workflow (see OUTCOME_BODIES)
   --git-ref REF              benchmark a `git archive` export of REF, not the working tree
+                             (this script, that commit's app; see BENCH_SITECUSTOMIZE)
   --worker-class, --threads, --workers, --rounds, --warmup, --no-idempotency-key, --keep
 
 Exit status 0 whether or not the targets are met (1 only if the benchmark itself could
@@ -85,6 +87,16 @@ EVALUATE_BODY = {
     "session_id": "bench-session-1",
 }
 
+# --outcome: the /evaluate body for each decision. proceed is the client's defaults; halt
+# fails one gate (novelty above its ceiling), pause asks for a high-impact change. Since
+# issue 11 a non-shadow pause/escalate/halt also opens its review workflow (proposal
+# machine: 2 transitions, 2 checkpoints, 2 telemetry events) in the decision's transaction.
+OUTCOME_BODIES = {
+    "proceed": EVALUATE_BODY,
+    "halt": {**EVALUATE_BODY, "novelty_score": 0.9},
+    "pause": {**EVALUATE_BODY, "estimated_impact": "high"},
+}
+
 # --- files written to the temp dir ------------------------------------------------------
 
 BENCH_SETTINGS = '''\
@@ -103,8 +115,6 @@ if os.environ.get("BENCH_SQLITE_WAL") == "1" and DATABASES["default"]["ENGINE"].
 
 BENCH_URLS = '''\
 """Bench-only URLconf: every production route, plus GET/POST /bench/trivial."""
-import os
-
 from django.urls import include, path
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -132,144 +142,17 @@ urlpatterns = [
     path("bench/trivial", TrivialView.as_view()),
     path("", include("aegis_site.urls")),
 ]
-
-if os.environ.get("BENCH_PROTOTYPE") == "1":
-    from bench_lean import LeanEvaluateView
-
-    urlpatterns.insert(0, path("bench/evaluate-lean", LeanEvaluateView.as_view()))
 '''
 
-BENCH_LEAN = '''\
-"""Bench-only prototype (--prototype), NOT production code: /evaluate with the same
-inputs, decision and stored rows, but (1) the API-key lookup cached per process for 10 s,
-(2) the active config version cached per process for 5 s, (3) ONE transaction holding
-the Idempotency-Key row (inserted already completed, with the response), the Decision
-INSERT, a usage-counter UPSERT and the monthly SUM: 4 statements + 1 COMMIT instead of
-~15 statements + 2 COMMITs, (4) the two INSERTs' SQL built once, not per request.
-A key that already exists falls back to the production path (replay, mismatch, in
-flight), as do drift requests. Measures what such a fix would buy."""
-import hashlib
-import inspect
-import time
+# The venv's editable install (pip install -e) adds a finder that serves the project's
+# packages from the working tree: a module missing from a --git-ref export (one added
+# since, e.g. governance.decisions) would silently come from the working tree. Python
+# imports this from the temp dir (on PYTHONPATH) at start-up in every process the bench
+# runs; the project is on PYTHONPATH already, the finder is not needed.
+BENCH_SITECUSTOMIZE = '''\
+import sys
 
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
-from rest_framework.response import Response
-
-from governance import services
-from governance.api import views
-from governance.api.auth import ApiKeyAuthentication
-from governance.api.errors import ApiError
-from governance.engine.inputs import InputError, parse_proposal
-from governance.idempotency import MAX_KEY_LENGTH, body_fingerprint
-from governance.models import Decision, IdempotencyRecord, UsageCounter
-
-AUTH_TTL, CONFIG_TTL = 10.0, 5.0
-_principals = {}
-_config = [0.0, None]
-_COLUMNS_TAKE_STATUS = len(inspect.signature(services._decision_columns).parameters) >= 3
-_insert_sql = {}
-
-
-def insert(cursor, model, **values):
-    """One INSERT of a model instance with the SQL built once per model: the fields
-    still prepare their own values (PII encryption, JSON), only the ORM's per-call
-    query compilation (most of Model.objects.create's cost) is skipped."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    sql = _insert_sql.get(model)
-    if sql is None:
-        qn = connection.ops.quote_name
-        columns = ", ".join(qn(f.column) for f in fields)
-        placeholders = ", ".join(["%s"] * len(fields))
-        sql = _insert_sql[model] = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
-    obj = model(**values)
-    cursor.execute(sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
-
-
-class _KeyTaken(Exception):
-    pass
-
-
-class CachedApiKeyAuthentication(ApiKeyAuthentication):
-    def authenticate(self, request):
-        presented = request.META.get("HTTP_AUTHORIZATION", "") + "|" + request.META.get("HTTP_X_API_KEY", "")
-        cache_key = hashlib.sha256(presented.encode()).digest()
-        now = time.monotonic()
-        hit = _principals.get(cache_key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        result = super().authenticate(request)
-        if result is not None:
-            _principals[cache_key] = (now + AUTH_TTL, result)
-        return result
-
-
-def cached_config():
-    now = time.monotonic()
-    if _config[1] is None or _config[0] < now:
-        _config[1], _config[0] = services.active_config(), now + CONFIG_TTL
-    return _config[1]
-
-
-class LeanEvaluateView(views.EvaluateView):
-    authentication_classes = [CachedApiKeyAuthentication]
-
-    def post(self, request):
-        data = views.json_object(request)
-        try:
-            proposal = parse_proposal(data)
-        except InputError as exc:
-            raise views.input_error(exc) from None
-        key = request.headers.get("Idempotency-Key") or ""
-        if proposal.drift_baseline_data is not None or len(key) > MAX_KEY_LENGTH:
-            return self.fallback(request, "drift-or-long-key")
-        ctx = self.context(request)
-        customer = ctx.customer
-        now = timezone.now()
-        month = services.month_of(now)
-        version, config = cached_config()
-        body = services.pcw_decide(proposal, config, drift=None, config_version=version, now=now).to_dict()
-        columns = (services._decision_columns(proposal, None, body["status"]) if _COLUMNS_TAKE_STATUS
-                   else services._decision_columns(proposal, None))
-        table = UsageCounter._meta.db_table
-        kind = UsageCounter.Kind.EVALUATION
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                if key:
-                    try:
-                        insert(cursor, IdempotencyRecord,
-                               customer_id=customer.pk, method=request.method, path=request.path, key=key,
-                               request_hash=body_fingerprint(data), created_at=now, completed=True,
-                               response_status=200, response_body=body)
-                    except IntegrityError:
-                        raise _KeyTaken from None
-                insert(cursor, Decision,
-                       decision_id=body["decision_id"], customer_id=customer.pk, api_key_id=ctx.api_key.pk,
-                       channel=ctx.channel, created_at=now, status=body["status"], shadow=proposal.shadow_mode,
-                       config_version=body["config_version"], idempotency_key=key, request_id=ctx.request_id,
-                       **columns, response=body)
-                # Last: the UPSERT locks the tenant's hot counter row until COMMIT.
-                cursor.execute(
-                    f"INSERT INTO {table} (customer_id, month, kind, channel, count) VALUES (%s, %s, %s, %s, 1) "
-                    f"ON CONFLICT (customer_id, month, kind, channel) DO UPDATE SET count = {table}.count + 1",
-                    [customer.pk, month, kind, ctx.channel])
-                cursor.execute(f"SELECT SUM(count) FROM {table} WHERE customer_id = %s AND month = %s AND kind = %s",
-                               [customer.pk, month, kind])
-                used_before = cursor.fetchone()[0] - 1
-                quota = customer.tier.monthly_evaluations
-                if used_before >= quota:
-                    raise ApiError(429, "quota_exceeded",
-                                   f"Monthly quota of {quota} evaluations for {month} is used up")
-        except _KeyTaken:
-            return self.fallback(request, "key-taken")
-        response = Response(body)
-        response["X-Bench-Path"] = "lean"
-        return response
-
-    def fallback(self, request, reason):
-        response = super().post(request)
-        response["X-Bench-Path"] = "production-" + reason
-        return response
+sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")]
 '''
 
 BENCH_WSGI = '''\
@@ -336,16 +219,10 @@ function request()
 end
 
 -- The first non-2xx answer per thread, so a failing run says why.
--- And which code path answered the prototype (X-Bench-Path), to prove it is the lean one.
 first_error = ""
-paths = {}
 function response(status, headers, body)
   if status >= 300 and first_error == "" then
     first_error = status .. " " .. string.sub(body or "", 1, 300)
-  end
-  local p = headers["X-Bench-Path"]
-  if p then
-    paths[p] = (paths[p] or 0) + 1
   end
 end
 
@@ -354,9 +231,6 @@ function done(summary, latency, requests)
     local err = t:get("first_error")
     if err and err ~= "" then
       io.write("BENCHERR " .. string.gsub(err, "\n", " ") .. "\n")
-    end
-    for p, n in pairs(t:get("paths") or {}) do
-      io.write("BENCHPATH " .. p .. "=" .. n .. "\n")
     end
   end
   local e = summary.errors
@@ -377,7 +251,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-key, body_path, n_profile, want_profile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+key, body_path, n_profile, want_profile, outcome = (sys.argv[1], sys.argv[2], int(sys.argv[3]),
+                                                    sys.argv[4] == "1", sys.argv[5])
 body = open(body_path, "rb").read()
 client = Client(SERVER_NAME="127.0.0.1", HTTP_HOST="127.0.0.1")
 headers = {"HTTP_AUTHORIZATION": "Bearer " + key}
@@ -390,30 +265,23 @@ def call(idem=True, path="/evaluate"):
     assert response.status_code == 200, (response.status_code, response.content[:300])
     return response
 
-prototype = os.environ.get("BENCH_PROTOTYPE") == "1"
-def lean(idem=True):
-    response = call(idem, "/bench/evaluate-lean")
-    assert response["X-Bench-Path"] == "lean", response["X-Bench-Path"]
-
 def trivial():
     response = client.get("/bench/trivial")
     assert response.status_code == 200, response.status_code
 
+status = json.loads(call().content)["status"]
+assert status == outcome, f"/evaluate answered {status!r}, not {outcome!r}"
 for _ in range(20):
     call(); trivial()
-    if prototype:
-        lean()
 
 import governance
-out = {"governance_path": governance.__file__}
+out = {"governance_path": governance.__file__,
+       "project_modules": sorted({getattr(m, "__file__", None) or "" for name, m in list(sys.modules.items())
+                                  if name.split(".")[0] in ("aegis_site", "calibration", "governance", "workflows")})}
 for label, idem in (("with_idempotency_key", True), ("without_idempotency_key", False)):
     with CaptureQueriesContext(connection) as ctx:
         call(idem)
     out[label] = [q["sql"] for q in ctx.captured_queries]
-    if prototype:
-        with CaptureQueriesContext(connection) as ctx:
-            lean(idem)
-        out["lean_" + label] = [q["sql"] for q in ctx.captured_queries]
 
 # In-process service time (no HTTP, no gunicorn), median of 3 batches.
 def timed(fn, n=60):
@@ -427,8 +295,6 @@ def timed(fn, n=60):
 out["ms_evaluate"] = timed(call)
 out["ms_evaluate_no_idem"] = timed(lambda: call(False))
 out["ms_trivial"] = timed(trivial, 300)
-if prototype:
-    out["ms_lean"] = timed(lean)
 
 # Where one /evaluate's wall time goes: inclusive time and SQL per stage (functions
 # wrapped here at run time, in this process only; a stage whose name moved is skipped),
@@ -476,6 +342,8 @@ wrap("    _decide (config + engine)", "governance.services", "_decide")
 wrap("      active_config", "governance.services", "active_config")
 wrap("      pcw_decide", "governance.services", "pcw_decide")
 wrap("    _count_call", "governance.services", "_count_call")
+wrap("    decisions.record (INSERTs)", "governance.decisions", "record")
+wrap("      _open_review (workflow)", "governance.decisions", "_open_review")
 original_commit = connection._commit
 def timed_commit(*args, **kwargs):
     t0 = time.perf_counter()
@@ -633,9 +501,6 @@ class Wrk:
         data = json.loads(line[len("BENCHJSON "):])
         for err in (ln for ln in out.splitlines() if ln.startswith("BENCHERR ")):
             log(f"{target.name}: first non-2xx answer: {err[len('BENCHERR '):]}")
-        paths = [ln[len("BENCHPATH "):] for ln in out.splitlines() if ln.startswith("BENCHPATH ")]
-        if target.name == "lean" and (not paths or any(not p.startswith("lean=") for p in paths)):
-            log(f"lean: answered by {', '.join(paths) or '?'} (not all by the lean path)")
         errors = data["connect"] + data["read"] + data["write"] + data["timeout"]
         return {"rps": data["requests"] / (data["duration_us"] / 1e6), "p50": data["p50_us"] / 1e3,
                 "p99": data["p99_us"] / 1e3, "requests": data["requests"], "non2xx": data["status"],
@@ -786,8 +651,6 @@ class Bench:
             self.env["DATABASE_CONN_MAX_AGE"] = str(args.conn_max_age)
         if args.sqlite_wal:
             self.env["BENCH_SQLITE_WAL"] = "1"
-        if args.prototype:
-            self.env["BENCH_PROTOTYPE"] = "1"
 
     # setup
 
@@ -839,8 +702,8 @@ class Bench:
         (self.tmp / "bench_settings.py").write_text(BENCH_SETTINGS)
         (self.tmp / "bench_urls.py").write_text(BENCH_URLS)
         (self.tmp / "bench_wsgi.py").write_text(BENCH_WSGI)
-        (self.tmp / "bench_lean.py").write_text(BENCH_LEAN)
-        (self.tmp / "evaluate.json").write_text(json.dumps(EVALUATE_BODY))
+        (self.tmp / "sitecustomize.py").write_text(BENCH_SITECUSTOMIZE)
+        (self.tmp / "evaluate.json").write_text(json.dumps(OUTCOME_BODIES[self.args.outcome]))
         log(f"temp dir {self.tmp}; migrating {self.env['DATABASE_URL']}")
         run_manage(self.src, self.env, "migrate", "--no-input")
         run_manage(self.src, self.env, "shell", "-c", SETUP_TIER)
@@ -882,12 +745,10 @@ class Bench:
         common = {"Host": HOST, "User-Agent": "aegis-bench", "Accept": "application/json"}
         keyed = {**common, "Authorization": f"Bearer {self.key}", "Content-Type": "application/json",
                  "X-AEGIS-Client": "python-sdk"}
-        body = json.dumps(EVALUATE_BODY).encode()
+        body = json.dumps(OUTCOME_BODIES[self.args.outcome]).encode()
         idem = not self.args.no_idempotency_key
         targets = [Target("trivial", "GET", "/bench/trivial", common, None, False),
                    Target("evaluate", "POST", "/evaluate", keyed, body, idem)]
-        if self.args.prototype:
-            targets.append(Target("lean", "POST", "/bench/evaluate-lean", keyed, body, idem))
         return targets
 
     def smoke(self, target: Target) -> None:
@@ -898,12 +759,12 @@ class Bench:
                                      headers=headers, method=target.method)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
-                json.loads(r.read())
-                path = r.headers.get("X-Bench-Path")
+                answer = json.loads(r.read())
         except urllib.error.HTTPError as exc:
             raise BenchError(f"{target.method} {target.path} → {exc.code}: {exc.read()[:500]!r}") from None
-        if target.name == "lean" and path != "lean":
-            raise BenchError(f"the prototype answered through the {path!r} path, not 'lean'")
+        if target.name == "evaluate" and answer.get("status") != self.args.outcome:
+            raise BenchError(f"--outcome {self.args.outcome}: the first /evaluate answered status "
+                             f"{answer.get('status')!r}, not {self.args.outcome!r}: {json.dumps(answer)[:500]}")
 
     # load
 
@@ -948,7 +809,7 @@ class Bench:
         script = self.tmp / "profile_evaluate.py"
         script.write_text(PROFILE_SCRIPT)
         result = subprocess.run([PYTHON, str(script), self.key, str(self.tmp / "evaluate.json"),
-                                 str(self.args.profile_requests), "1" if self.args.profile else "0"],
+                                 str(self.args.profile_requests), "1" if self.args.profile else "0", self.args.outcome],
                                 cwd=self.src, env=self.env, capture_output=True, text=True)
         line = next((ln for ln in result.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
         if result.returncode != 0 or line is None:
@@ -991,15 +852,15 @@ def report(args, bench: Bench, results: dict[str, list[dict]], info: dict | None
           f"conn_max_age={args.conn_max_age if args.conn_max_age is not None else 'default (0)'}"
           + (", SQLite WAL (experiment)" if args.sqlite_wal else ""))
     print(f"code: {bench.source_label()}")
+    print(f"outcome: {args.outcome} (the status every /evaluate answers"
+          + ("; code from issue 11 on also opens its review workflow)" if args.outcome != "proceed" else ")"))
     print(f"generator {bench.generator.name}, concurrency {args.concurrency}, "
           f"{args.rounds} alternating rounds × {args.seconds} s, medians; "
           f"Idempotency-Key per /evaluate request: {'no' if args.no_idempotency_key else 'yes (unique)'}")
     print()
     print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}   rounds (req/s)")
-    labels = {"trivial": "GET /bench/trivial", "evaluate": "POST /evaluate", "lean": "POST /bench/evaluate-lean"}
+    labels = {"trivial": "GET /bench/trivial", "evaluate": "POST /evaluate"}
     for name, label in labels.items():
-        if name not in med:
-            continue
         m = med[name]
         rounds = ", ".join(f"{r['rps']:.0f}" for r in results[name])
         print(f"{label:<22}{m['rps']:>10.0f}{m['p50']:>10.2f}{m['p99']:>10.2f}   {rounds}")
@@ -1008,11 +869,6 @@ def report(args, bench: Bench, results: dict[str, list[dict]], info: dict | None
           f"{'MET' if ratio_ok else 'NOT MET'}")
     print(f"/evaluate p99: {med['evaluate']['p99']:.2f} ms (target ≤ {TARGET_P99_MS:.0f} ms) "
           f"{'MET' if p99_ok else 'NOT MET'}")
-    if "lean" in med:
-        lean_ratio = med["lean"]["rps"] / med["trivial"]["rps"]
-        print(f"prototype (--prototype, bench-only, see bench_lean in bench/api.py): {lean_ratio:.1%} of trivial, "
-              f"p99 {med['lean']['p99']:.2f} ms — would {'' if lean_ratio >= TARGET_RATIO else 'NOT '}meet the "
-              f"throughput target and would {'' if med['lean']['p99'] <= TARGET_P99_MS else 'NOT '}meet the p99 target")
     for name, (n, bad, errs) in total.items():
         if bad or errs:
             print(f"WARNING: {name}: {bad} non-2xx responses and {errs} socket errors of {n} requests "
@@ -1025,14 +881,7 @@ def report(args, bench: Bench, results: dict[str, list[dict]], info: dict | None
         for sql in q:
             print("   ", sql[:150])
         print(f"in-process service time (Django test client, no HTTP): /evaluate {info['ms_evaluate']:.2f} ms "
-              f"({info['ms_evaluate_no_idem']:.2f} ms without Idempotency-Key), trivial {info['ms_trivial']:.3f} ms"
-              + (f", prototype {info['ms_lean']:.2f} ms" if "ms_lean" in info else ""))
-        if "lean_with_idempotency_key" in info:
-            q = info["lean_with_idempotency_key"]
-            print(f"SQL per prototype request: {len(q)} with an Idempotency-Key "
-                  f"({len(info['lean_without_idempotency_key'])} without), after its 10 s key cache is warm:")
-            for sql in q:
-                print("   ", sql[:150])
+              f"({info['ms_evaluate_no_idem']:.2f} ms without Idempotency-Key), trivial {info['ms_trivial']:.3f} ms")
         print(f"disk: a 4 KiB write + fsync in the temp dir takes {info['fsync_ms']:.2f} ms (median of 20)")
         b = info.get("breakdown")
         if b:
@@ -1077,9 +926,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conn-max-age", type=int, help="DATABASE_CONN_MAX_AGE (default: the app's, 0)")
     parser.add_argument("--sqlite-wal", action="store_true",
                         help="experiment: SQLite journal_mode=WAL, synchronous=NORMAL (bench settings only)")
-    parser.add_argument("--prototype", action="store_true",
-                        help="also measure POST /bench/evaluate-lean: a bench-only prototype of the proposed fix "
-                        "(one transaction, 4 statements, cached key lookup and config version)")
+    parser.add_argument("--outcome", choices=sorted(OUTCOME_BODIES), default="proceed",
+                        help="the decision /evaluate's body gets (default proceed; halt and pause open a review "
+                        "workflow)")
     parser.add_argument("--no-idempotency-key", action="store_true", help="send /evaluate without Idempotency-Key")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of /evaluate (test client)")
     parser.add_argument("--profile-requests", type=int, default=150)
@@ -1111,8 +960,10 @@ def main(argv: list[str] | None = None) -> int:
         bench.stop_server()  # the profile gets both cores to itself
         info = bench.profile()
         info["fsync_ms"] = fsync_latency_ms(bench.tmp)
-        if not Path(info["governance_path"]).resolve().is_relative_to(bench.src.resolve()):
-            raise BenchError(f"imported governance from {info['governance_path']}, not from {bench.src}")
+        foreign = [f for f in [info["governance_path"], *info["project_modules"]]
+                   if f and not Path(f).resolve().is_relative_to(bench.src.resolve())]
+        if foreign:
+            raise BenchError(f"imported project modules from outside {bench.src}: {', '.join(foreign[:5])}")
         report(args, bench, results, info)
         print(f"\n(total run time {time.monotonic() - started:.0f} s)")
         return 0

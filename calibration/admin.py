@@ -11,6 +11,8 @@ from workflows.services import actor_for, allowed_events
 from . import services
 from .models import CalibrationProposal, ConfigurationVersion
 
+ADMIN_STEPS = ("approve", "reject", "withdraw", "apply")
+
 
 @admin.register(ConfigurationVersion)
 class ConfigurationVersionAdmin(ReadOnlyAdmin):
@@ -48,14 +50,14 @@ class CalibrationProposalAdmin(SortableByAdmin):
         steps = []
         if proposal is not None:
             names = {e.name for e in allowed_events(proposal.workflow, actor_for(request.user))}
-            steps = [name for name in ("approve", "reject", "apply") if name in names]
+            steps = [name for name in ADMIN_STEPS if name in names]
         extra_context = {**(extra_context or {}), "calibration_steps": steps}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def step_view(self, request, pk, action):
         proposal = self.get_object(request, str(pk))
         back = reverse("admin:calibration_calibrationproposal_change", args=[pk])
-        if proposal is None or request.method != "POST" or action not in ("approve", "reject", "apply"):
+        if proposal is None or request.method != "POST" or action not in ADMIN_STEPS:
             self.message_user(request, "Refused: unknown proposal or step.", messages.ERROR)
             return redirect(back)
         actor = actor_for(request.user)
@@ -65,7 +67,7 @@ class CalibrationProposalAdmin(SortableByAdmin):
                 self.message_user(request, f"Applied: configuration v{created.version} is active.", messages.SUCCESS)
             else:
                 getattr(services, action)(proposal.proposal_id, actor=actor, comment=request.POST.get("comment", ""))
-                self.message_user(request, f"{action.capitalize()}d.", messages.SUCCESS)
+                self.message_user(request, f"{services.STEP_DONE[action]}.", messages.SUCCESS)
         except services.CalibrationError as exc:
             self.message_user(request, f"Refused: {exc.message}", messages.ERROR)
         return redirect(back)

@@ -105,7 +105,7 @@ class ProposalListView(CalibrationView):
         return Response(proposal_dict(proposal), status=201)
 
 
-PROPOSAL_STATUSES = ("PROPOSED", "APPROVED", "APPLIED", "REJECTED", "STALE")
+PROPOSAL_STATUSES = ("PROPOSED", "APPROVED", "APPLIED", "REJECTED", "WITHDRAWN", "STALE")
 
 
 def filtered_proposals(params, *, open_only: bool = False):
@@ -138,7 +138,7 @@ class ProposalDetailView(CalibrationView):
 
 
 class ProposalStepView(CalibrationView):
-    """approve / reject (body: {comment}) and apply (no body)."""
+    """approve / reject / withdraw (body: {comment}) and apply (no body)."""
 
     step: str = ""
 

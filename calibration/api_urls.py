@@ -12,6 +12,8 @@ urlpatterns = [
          name="api-calibration-approve"),
     path("calibration/proposals/<str:proposal_id>/reject", api.ProposalStepView.as_view(step="reject"),
          name="api-calibration-reject"),
+    path("calibration/proposals/<str:proposal_id>/withdraw", api.ProposalStepView.as_view(step="withdraw"),
+         name="api-calibration-withdraw"),
     path("calibration/proposals/<str:proposal_id>/apply", api.ProposalStepView.as_view(step="apply"),
          name="api-calibration-apply"),
     path("calibration/proposals/<str:proposal_id>/preview", api.ProposalPreviewView.as_view(),

@@ -39,7 +39,7 @@ class CalibrationProposalView:
     proposed_value: float
     justification: str
     proposed_by: str
-    status: str  # PROPOSED, APPROVED, APPLIED, REJECTED, STALE
+    status: str  # PROPOSED, APPROVED, APPLIED, REJECTED, WITHDRAWN, STALE
 
     @classmethod
     def of(cls, proposal) -> "CalibrationProposalView":
@@ -48,7 +48,7 @@ class CalibrationProposalView:
 
 
 class Calibrator:
-    """Proposes, approves, rejects and applies calibrations as `actor_id`."""
+    """Proposes, approves, rejects, withdraws and applies calibrations as `actor_id`."""
 
     def __init__(self, actor_id: str, drift_monitor: Any = None, bayesian_posterior: Any = None):
         self.actor_id = actor_id
@@ -77,6 +77,12 @@ class Calibrator:
     def reject(self, proposal_id, approver_id: str, reason: str) -> CalibrationProposalView:
         with self._lock:
             proposal = services.reject(proposal_id, actor=self._actor(approver_id), comment=reason)
+        return CalibrationProposalView.of(proposal)
+
+    def withdraw(self, proposal_id, reason: str) -> CalibrationProposalView:
+        """The proposer (this Calibrator's actor) takes the proposal back."""
+        with self._lock:
+            proposal = services.withdraw(proposal_id, actor=self._actor(self.actor_id), comment=reason)
         return CalibrationProposalView.of(proposal)
 
     def apply_calibration(self, proposal_id) -> ConfigurationVersion:

@@ -19,3 +19,9 @@ class StepForm(forms.Form):
 
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
     confirm = forms.BooleanField(label="I have reviewed the values, the drift history and the impact preview")
+
+
+class WithdrawForm(forms.Form):
+    """The proposer takes the proposal back: a required reason."""
+
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)

@@ -1,4 +1,4 @@
-"""Calibration verbs: propose, approve, reject, apply, preview. The Calibrator, the pages,
+"""Calibration verbs: propose, approve, reject, withdraw, apply, preview. The Calibrator, the pages,
 the admin, the API and the drift task all go through these. Each step is a transition of
 the proposal's `calibration` workflow, so it is hash-chained with its actor and comment;
 approve and apply lock that workflow row, so each happens exactly once."""
@@ -23,14 +23,17 @@ from governance.models import Decision, DriftReport
 from governance.telemetry import Event, emit
 from workflows import services as workflow_services
 from workflows.chain import canonical_json, sha256_hex
-from workflows.machines import Actor
+from workflows.machines import Actor, is_recorded_person
 from workflows.roles import Role
 
 from .models import CalibrationProposal, ConfigurationVersion
 from .versions import active_config, config_of, content_hash
 
 OPEN_STATES = ("proposed", "approved")
-STEP_EVENTS = {"approve": Event.CALIBRATION_APPROVED, "reject": Event.CALIBRATION_REJECTED}
+STEP_EVENTS = {"approve": Event.CALIBRATION_APPROVED, "reject": Event.CALIBRATION_REJECTED,
+               "withdraw": Event.CALIBRATION_WITHDRAWN}
+# What the pages and the admin say once a step is done.
+STEP_DONE = {"approve": "Approved", "reject": "Rejected", "apply": "Applied", "withdraw": "Withdrawn"}
 PREVIEW_EXAMPLES = 5
 
 
@@ -105,6 +108,9 @@ def propose(parameter: Any, new_value: Any, justification: str, *, actor: Actor,
                 "proposed_value": value, "companion_changes": companion_changes,
                 "justification": proposal.justification, "proposed_by": actor.name, "base_version": version}
         data["content_hash"] = proposal_content_hash(data)
+        # Who proposed, for four eyes (by user id: a rename changes nothing); not covered by
+        # the content hash, which stays what it was for proposals made before it existed.
+        data["proposed_by_identity"] = actor.identity
         proposal.workflow = workflow_services.start_workflow(
             "calibration", actor=actor, data=data, comment=proposal.justification, request_id=request_id)
         proposal.save()
@@ -141,7 +147,7 @@ def _mark_stale_locked(workflow, changed: tuple[str, float], request_id: str) ->
 
 
 def _step(proposal_id, event: str, *, actor: Actor, comment: str, request_id: str) -> CalibrationProposal:
-    """Approve or reject: lock, refuse if stale (recording it), fire."""
+    """Approve, reject or withdraw: lock, refuse if stale (recording it), fire."""
     proposal = get_proposal(proposal_id)
     stale_message = None
     with transaction.atomic():
@@ -174,6 +180,11 @@ def approve(proposal_id, *, actor: Actor, comment: str, request_id: str = "") ->
 
 def reject(proposal_id, *, actor: Actor, comment: str, request_id: str = "") -> CalibrationProposal:
     return _step(proposal_id, "reject", actor=actor, comment=comment, request_id=request_id)
+
+
+def withdraw(proposal_id, *, actor: Actor, comment: str, request_id: str = "") -> CalibrationProposal:
+    """The proposer takes an open proposal back (a risk lead rejects; the proposer withdraws)."""
+    return _step(proposal_id, "withdraw", actor=actor, comment=comment, request_id=request_id)
 
 
 def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVersion:
@@ -321,6 +332,12 @@ def preview(proposal_id, *, now=None) -> ImpactPreview:
 
 def can_approve(actor: Actor) -> bool:
     return Role.RISK_LEAD in actor.roles
+
+
+def is_proposer(proposal: CalibrationProposal, actor: Actor) -> bool:
+    """Whether `actor` proposed `proposal`: by identity (user id), as four eyes decides."""
+    data = proposal.workflow.state_data
+    return is_recorded_person(actor, data.get("proposed_by_identity"), data.get("proposed_by", proposal.proposed_by))
 
 
 # --- drift history (for the review page's chart) ------------------------------------------

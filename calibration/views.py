@@ -1,5 +1,5 @@
 """The risk lead's calibration pages: queue, propose, review (chart + impact preview +
-approve/reject/apply), version history with diffs."""
+approve/reject, withdraw for the proposer, apply), version history with diffs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from workflows.persistence.durable import DurableWorkflowEngine
 from . import services
 from .api import PROPOSAL_STATUSES, filtered_proposals, version_diff
 from .charts import drift_chart_svg
-from .forms import ProposeForm, StepForm
+from .forms import ProposeForm, StepForm, WithdrawForm
 from .models import CalibrationProposal, ConfigurationVersion
 from .versions import active_config
 
@@ -86,7 +86,8 @@ def review(request, proposal_id):
         "proposal": proposal, "workflow": workflow, "data": workflow.state_data, "status": workflow.current_state.upper(),
         "active_value": getattr(config, proposal.parameter), "active_version": version, "preview": preview,
         "chart": mark_safe(chart), "can_approve": "approve" in allowed, "can_reject": "reject" in allowed,
-        "can_apply": "apply" in allowed, "step_form": StepForm(),
+        "can_withdraw": "withdraw" in allowed, "can_apply": "apply" in allowed, "step_form": StepForm(),
+        "is_proposer": services.is_proposer(proposal, actor),
         "chain": DurableWorkflowEngine().report(workflow.workflow_id),
         "transitions": workflow.transitions.order_by("seq")})
 
@@ -102,15 +103,15 @@ def step(request, proposal_id, action):
             created = services.apply(proposal.proposal_id, actor=actor, request_id=request_id)
             messages.success(request, f"Applied: configuration v{created.version} is now active "
                                       f"({proposal.parameter} = {proposal.proposed_value:g}).")
-        elif action in ("approve", "reject"):
-            form = StepForm(request.POST)
+        elif action in ("approve", "reject", "withdraw"):
+            form = (WithdrawForm if action == "withdraw" else StepForm)(request.POST)
             if not form.is_valid():
                 problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
                 messages.error(request, f"Refused: {problems}")
                 return redirect("calibration:review", proposal_id=proposal.proposal_id)
             getattr(services, action)(proposal.proposal_id, actor=actor, comment=form.cleaned_data["comment"],
                                       request_id=request_id)
-            messages.success(request, f"{action.capitalize()}d: the proposal is now "
+            messages.success(request, f"{services.STEP_DONE[action]}: the proposal is now "
                                       f"{services.get_proposal(proposal.proposal_id).status.upper()}.")
         else:
             raise Http404("No such action")

@@ -6,7 +6,7 @@ from django.contrib.admin.views.main import ChangeList
 
 from . import services
 from .api.errors import ApiError
-from .models import ApiKey, Customer, Decision, DriftBaseline, DriftReport, TelemetryEvent, Tier
+from .models import ApiKey, Customer, Decision, DecisionSeal, DriftBaseline, DriftReport, TelemetryEvent, Tier
 
 
 class SortableByChangeList(ChangeList):
@@ -134,6 +134,14 @@ class DecisionAdmin(ReadOnlyAdmin):
     list_filter = ("status", "shadow", "channel", "customer")
     date_hierarchy = "created_at"
     search_fields = ("decision_id",)
+
+
+@admin.register(DecisionSeal)
+class DecisionSealAdmin(ReadOnlyAdmin):
+    """Seal blocks are append-only records (governance.sealing): view only."""
+
+    list_display = ("seq", "first_pk", "last_pk", "count", "hash", "created_at")
+    exclude = ("entries",)  # up to 5,000 entries: `aegis_verify_chain --all` reads them, not people
 
 
 @admin.register(DriftBaseline)

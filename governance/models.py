@@ -175,6 +175,15 @@ class Decision(models.Model):
             models.Index(fields=["customer", "created_at", "risk_proposed"], name="decision_drift_sample"),
         ]
 
+    def save(self, *args, **kwargs):
+        # Only an insert: the database trigger refuses UPDATE too, this says so before SQL runs.
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("decisions are written once and never changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("decisions are written once and never deleted")
+
     def __str__(self) -> str:
         return f"{self.decision_id} {self.status}"
 
@@ -186,6 +195,36 @@ class Decision(models.Model):
             return None
         return apps.get_model("workflows", "WorkflowInstance").objects.filter(
             workflow_id=self.review_workflow_id).first()
+
+
+class DecisionSeal(models.Model):
+    """One block of sealed decisions (governance.sealing): the [pk, decision_id, content_hash]
+    of every decision with first_pk <= pk <= last_pk, hash-chained to the block before it.
+    Append-only like transitions: a trigger refuses UPDATE and DELETE."""
+
+    seq = models.PositiveIntegerField(unique=True)
+    first_pk = models.BigIntegerField()
+    last_pk = models.BigIntegerField()
+    entries = models.JSONField(help_text="[pk, decision_id, content_hash] of each sealed decision, in pk order.")
+    count = models.PositiveIntegerField()
+    entries_hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise ValueError("decision seals are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("decision seals are append-only")
+
+    def __str__(self) -> str:
+        return f"seal #{self.seq}: pk {self.first_pk}–{self.last_pk} ({self.count} decisions)"
 
 
 class UsageCounter(models.Model):

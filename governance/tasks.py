@@ -1,5 +1,6 @@
-"""Drift tasks. Idempotent (one report per tenant and day, enforced by the database),
-acknowledged late and retried with backoff: a worker killed mid-task loses nothing."""
+"""Drift and sealing tasks. Idempotent (one report per tenant and day, enforced by the
+database; a decision is sealed once), acknowledged late and retried with backoff: a worker
+killed mid-task loses nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from . import drift
+from . import drift, sealing
 from .models import Customer, DriftBaseline
 
 RETRY = {"autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_max": 600, "max_retries": 5,
@@ -33,3 +34,9 @@ def drift_report(customer_id: int, day: str) -> dict:
     customer = Customer.objects.get(pk=customer_id)
     report, message = drift.run_drift_report(customer, date.fromisoformat(day))
     return {"report_id": report.pk if report else None, "message": message}
+
+
+@shared_task(name="aegis.decisions.seal", **RETRY)
+def seal_decisions() -> int:
+    """Every 5 minutes (governance migration 0012): how many decisions were sealed."""
+    return sealing.seal_decisions()

@@ -26,6 +26,7 @@ class Event(StrEnum):
     CALIBRATION_REJECTED = "calibration.rejected"
     CALIBRATION_APPLIED = "calibration.applied"
     CALIBRATION_STALE = "calibration.stale"
+    CALIBRATION_WITHDRAWN = "calibration.withdrawn"
     WORKFLOW_TRANSITION = "workflow.transition"
     OVERRIDE_REQUESTED = "override.requested"
     OVERRIDE_APPROVED = "override.approved"
@@ -37,6 +38,7 @@ class Event(StrEnum):
     BACKUP_RESTORED = "backup.restored"
     AUDIT_VERIFIED = "audit.verified"
     KEYS_ROTATED = "keys.rotated"
+    DECISIONS_SEALED = "decisions.sealed"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ REGISTRY: dict[Event, EventSpec] = {
     Event.CALIBRATION_APPLIED: EventSpec("A calibration created a configuration version.",
                                          _count_calibration("applied")),
     Event.CALIBRATION_STALE: EventSpec("A calibration became stale.", _count_calibration("stale")),
+    Event.CALIBRATION_WITHDRAWN: EventSpec("A calibration was withdrawn by its proposer.",
+                                           _count_calibration("withdrawn")),
     Event.WORKFLOW_TRANSITION: EventSpec(
         "A workflow moved to a new state.",
         lambda data: metrics.WORKFLOW_TRANSITIONS.labels(workflow_type=data["workflow_type"]).inc()),
@@ -80,6 +84,7 @@ REGISTRY: dict[Event, EventSpec] = {
     Event.BACKUP_RESTORED: EventSpec("A backup was restored."),
     Event.AUDIT_VERIFIED: EventSpec("Audit chains were verified."),
     Event.KEYS_ROTATED: EventSpec("Encrypted values were re-encrypted under the first of FERNET_KEYS."),
+    Event.DECISIONS_SEALED: EventSpec("Stored decisions were sealed into a hash-chained block."),
 }
 assert set(REGISTRY) == set(Event), "every event needs a spec"
 

@@ -88,12 +88,12 @@ def _tenant():
 
 
 def _simulate_day(customer, day: date, values, rng) -> None:
-    """Evaluate one proposal per value, then place the decisions within `day` (not after now)."""
+    """Evaluate one proposal per value, each at a moment within `day` (not after now):
+    decisions are never changed once stored, so they are made at that time."""
     from django.db import transaction
     from django.utils import timezone
 
     from governance.engine.inputs import parse_proposal
-    from governance.models import Decision
     from governance.services import CallContext, evaluate_proposal
 
     ctx = CallContext(customer=customer, api_key=None, request_id="simulate-drift")
@@ -101,11 +101,10 @@ def _simulate_day(customer, day: date, values, rng) -> None:
     now = timezone.now()
     with transaction.atomic():
         for i, value in enumerate(values):
-            body = evaluate_proposal(ctx, parse_proposal({
-                "proposal_summary": f"Simulated change {day.isoformat()} #{i + 1}",
-                "agent_id": "drift-simulator", "risk_proposed": float(value)}))
             created = min(start + timedelta(seconds=float(rng.uniform(0, 86399))), now)
-            Decision.objects.filter(decision_id=body["decision_id"]).update(created_at=created)
+            evaluate_proposal(ctx, parse_proposal({
+                "proposal_summary": f"Simulated change {day.isoformat()} #{i + 1}",
+                "agent_id": "drift-simulator", "risk_proposed": float(value)}), now=created)
 
 
 def main(argv: list[str] | None = None, *, today: date | None = None) -> dict:

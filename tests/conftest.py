@@ -9,6 +9,9 @@ from django.db.backends.sqlite3.base import DatabaseOperations  # via .base: imp
 APPEND_ONLY = {
     "workflows_workflowtransition": importlib.import_module("workflows.migrations.0005_encrypt_pii"),
     "governance_telemetryevent": importlib.import_module("governance.migrations.0009_append_only_telemetry"),
+    # One module holds the triggers of both tables (lifted once however many are flushed).
+    "governance_decision": importlib.import_module("governance.migrations.0011_decision_seals"),
+    "governance_decisionseal": importlib.import_module("governance.migrations.0011_decision_seals"),
 }
 
 
@@ -22,7 +25,7 @@ def flush_around_append_only_triggers():
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
         statements = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
-        lifted = [APPEND_ONLY[table] for table in tables if table in APPEND_ONLY]
+        lifted = list(dict.fromkeys(APPEND_ONLY[table] for table in tables if table in APPEND_ONLY))
         return [*(sql for module in lifted for sql in module.SQLITE_BACKWARD), *statements,
                 *(sql for module in lifted for sql in module.SQLITE_FORWARD)]
 

@@ -226,6 +226,16 @@ PROPOSAL = Machine(
 CUSTODIAN_ROLES = (Role.RISK_LEAD, Role.SECURITY_LEAD)
 
 
+def is_recorded_person(actor: Actor, identity: str | None, name: str) -> bool:
+    """Whether `actor` is the person a workflow recorded (as an approving custodian, as a
+    calibration's proposer): by `Actor.identity` (user id, so a rename changes nothing and a
+    new user given an old username is someone else). Records made before identities were
+    stored carry only the name; for those the old rule, same name, still holds."""
+    if identity is not None:
+        return actor.identity == identity
+    return actor.name == name
+
+
 def override_binding_hash(proposal_id: str, justification: str, failed_gates: list[str]) -> str:
     """What each custodian's approval covers: SHA-256 of the canonical (proposal id,
     justification, failed gates). A change to any of them invalidates earlier approvals."""
@@ -249,7 +259,7 @@ def _custodian_guard(ctx: Context) -> str | None:
     if role is None:
         return f"You do not hold the role {ctx.params.get('role')!r}"
     approvals = ctx.data.get("approvals", [])
-    if any(a["custodian_id"] == ctx.actor.name for a in approvals):
+    if any(is_recorded_person(ctx.actor, a.get("custodian_identity"), a["custodian_id"]) for a in approvals):
         return "The two approvals must come from two different people"
     if any(a["role"] == role for a in approvals):
         return f"The {role} approval is already given; the second approval must come from the other role"
@@ -271,8 +281,8 @@ def _not_expired(ctx: Context) -> str | None:
 
 def _record_approval(ctx: Context) -> Effect:
     role = _custodian_role(ctx)
-    approval = {"custodian_id": ctx.actor.name, "role": str(role), "binding_hash": ctx.data["binding_hash"],
-                "approved_at": utc_iso(ctx.now)}
+    approval = {"custodian_id": ctx.actor.name, "custodian_identity": ctx.actor.identity, "role": str(role),
+                "binding_hash": ctx.data["binding_hash"], "approved_at": utc_iso(ctx.now)}
     approvals = [*ctx.data.get("approvals", []), approval]
     target = "approved" if len(approvals) == len(CUSTODIAN_ROLES) else "partial"
     return Effect(target=target, data={**ctx.data, "approvals": approvals}, payload=approval)
@@ -381,9 +391,25 @@ CONSENSUS = Machine(
 
 # --- calibration --------------------------------------------------------------------------
 
-def _four_eyes(ctx: Context) -> str | None:
-    if ctx.actor.name == ctx.data["proposed_by"]:
-        return "Four eyes: the approver must be someone other than the proposer"
+def _is_the_proposer(ctx: Context) -> bool:
+    return is_recorded_person(ctx.actor, ctx.data.get("proposed_by_identity"), ctx.data["proposed_by"])
+
+
+def _four_eyes_guard(message: str) -> Guard:
+    def _four_eyes(ctx: Context) -> str | None:
+        return message if _is_the_proposer(ctx) else None
+    return _four_eyes
+
+
+# Only a risk lead other than the proposer decides a proposal; the proposer withdraws it.
+_four_eyes = _four_eyes_guard("Four eyes: the approver must be someone other than the proposer")
+_four_eyes_on_reject = _four_eyes_guard("Four eyes: the proposer cannot reject their own proposal; withdraw it "
+                                        "instead")
+
+
+def _proposer_only(ctx: Context) -> str | None:
+    if not _is_the_proposer(ctx):
+        return "Only the proposer may withdraw a calibration proposal; a risk lead rejects it instead"
     return None
 
 
@@ -413,6 +439,7 @@ CALIBRATION = Machine(
         State("applied", "Applied", WorkflowStatus.COMPLETED, terminal=True),
         State("rejected", "Rejected", WorkflowStatus.REJECTED, terminal=True),
         State("stale", "Stale", WorkflowStatus.EXPIRED, terminal=True),
+        State("withdrawn", "Withdrawn", WorkflowStatus.REJECTED, terminal=True),
     ),
     events=_events(
         Event("approve", "Approve", frozenset({"proposed"}), frozenset({"approved"}), frozenset({Role.RISK_LEAD}),
@@ -420,8 +447,13 @@ CALIBRATION = Machine(
               description="A risk lead other than the proposer approves; the approval covers the proposal's "
                           "content hash."),
         Event("reject", "Reject", frozenset({"proposed", "approved"}), frozenset({"rejected"}),
-              frozenset({Role.RISK_LEAD}), _record_calibration_step("rejected"), requires_comment=True,
-              description="A risk lead rejects the proposal, with the reason."),
+              frozenset({Role.RISK_LEAD}), _record_calibration_step("rejected"), guards=(_four_eyes_on_reject,),
+              requires_comment=True,
+              description="A risk lead other than the proposer rejects the proposal, with the reason."),
+        Event("withdraw", "Withdraw", frozenset({"proposed", "approved"}), frozenset({"withdrawn"}), frozenset(),
+              _record_calibration_step("withdrawn"), guards=(_proposer_only,), requires_comment=True,
+              description="The proposer takes the proposal back (never rejects it), with the reason; it can no "
+                          "longer be approved or applied."),
         Event("apply", "Apply", frozenset({"approved"}), frozenset({"applied"}), frozenset(),
               _record_calibration_step("applied"),
               params=(Param("applied_version", "New configuration version", internal=True),),

@@ -1,6 +1,6 @@
-"""Scheduled operations: the daily backup with rotation and the chain verification run.
-Both are idempotent so that a redelivered task (a worker killed mid-way) finishes the work
-exactly once."""
+"""Scheduled operations: the daily backup with rotation and the chain verification run
+(workflow chains and sealed decisions). Both are idempotent so that a redelivered task (a
+worker killed mid-way) finishes the work exactly once."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from governance import sealing
 from governance.telemetry import Event, emit
 
 from .backup import write_backup
@@ -65,17 +66,32 @@ def rotate_backups(directory: Path, keep: int) -> list[Path]:
 
 
 def verify_all_chains() -> ChainVerificationRun:
+    """Verify every workflow chain, then seal what is unsealed and verify every decision
+    against its block: one run, counting workflows and decisions in `checked` and `broken`,
+    keeping the first FAILURES_KEPT failures of each kind."""
     run = ChainVerificationRun.objects.create()
-    checked, failures = 0, []
+    checked, broken, failures = 0, 0, []
     for report in DurableWorkflowEngine().verify_all():
         checked += 1
         if not report.is_valid:
-            failures.append({"workflow_id": report.workflow_id, "message": report.message})
+            broken += 1
+            if broken <= FAILURES_KEPT:
+                failures.append({"workflow_id": report.workflow_id, "message": report.message})
+    sealed = sealing.seal_decisions()  # sealed as they stand now, so only the broken are reported
+    tally = sealing.Tally()
+    decision_failures = []
+    for finding in sealing.verify_decisions(tally):
+        if len(decision_failures) < FAILURES_KEPT:
+            decision_failures.append(finding.as_failure())
+    checked += tally.checked
+    broken += tally.broken
     with transaction.atomic():
         ChainVerificationRun.objects.filter(pk=run.pk).update(
-            checked=checked, broken=len(failures), failures=failures[:FAILURES_KEPT], finished_at=timezone.now())
+            checked=checked, broken=broken, failures=failures + decision_failures, finished_at=timezone.now())
         emit(Event.AUDIT_VERIFIED, actor="aegis-scheduler", subject=str(run.pk),
-             data={"checked": checked, "broken": len(failures)})
+             data={"checked": checked, "broken": broken, "decisions": tally.checked,
+                   "decisions_broken": tally.broken, "decisions_sealed_now": sealed,
+                   "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq})
     run.refresh_from_db()
     return run
 

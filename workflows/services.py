@@ -182,8 +182,8 @@ def perform(workflow_id, event_name: str, *, actor: Actor, comment: str = "",
         request_override(workflow_id, actor=actor, justification=comment, request_id=request_id)
         return get_workflow(workflow_id)
     if WorkflowInstance.objects.filter(workflow_id=_as_uuid(workflow_id), workflow_type="calibration").exists():
-        raise WorkflowError("Calibration proposals are approved, rejected and applied on the calibration pages "
-                            "or through /api/calibration/proposals", WorkflowError.INVALID)
+        raise WorkflowError("Calibration proposals are approved, rejected, withdrawn and applied on the calibration "
+                            "pages or through /api/calibration/proposals", WorkflowError.INVALID)
     return fire_event(workflow_id, event_name, actor=actor, comment=comment, params=params,
                       request_id=request_id)
 

@@ -11,7 +11,8 @@ import pytest
 from api_support import EXAMPLE_A, ApiClient, assert_json_error, tables_containing
 from django.test import override_settings
 
-from governance import __version__
+from governance import __version__, services
+from governance.engine.inputs import parse_proposal
 from governance.models import ApiKey, Decision, UsageCounter
 
 pytestmark = pytest.mark.django_db
@@ -141,11 +142,17 @@ def test_drift_without_a_current_sample_uses_the_tenants_recent_risk_including_t
         assert body["drift"]["kl_divergence"] == 0.0
 
 
+def decide_at(tenant, moment: datetime, **changes) -> str:
+    """A decision of `tenant` made at `moment` (stored decisions never change, so tests that
+    need older ones make them then); its decision_id."""
+    ctx = services.CallContext(customer=tenant.customer, api_key=tenant.key)
+    return services.evaluate_proposal(ctx, parse_proposal({**EXAMPLE_A, **changes}), now=moment)["decision_id"]
+
+
 def test_drift_from_tenant_history_ignores_decisions_older_than_the_window(make_tenant):
     tenant = make_tenant("Acme", tier="team")
     for _ in range(29):
-        evaluate(ApiClient(tenant.plaintext))
-    Decision.objects.update(created_at=datetime.now(dt_timezone.utc) - timedelta(days=31))  # kl_window_days 30
+        decide_at(tenant, datetime.now(dt_timezone.utc) - timedelta(days=31))  # kl_window_days 30
 
     body = evaluate(ApiClient(tenant.plaintext), drift_baseline_data=[0.05] * 30)
 
@@ -435,10 +442,9 @@ def test_decisions_with_an_invalid_limit_is_400(api, limit):
 
 
 def test_decisions_month_filter(tenant, api):
-    old = evaluate(api, proposal_summary="old")["decision_id"]
-    new = evaluate(api, proposal_summary="new")["decision_id"]
     now = datetime.now(dt_timezone.utc)
-    Decision.objects.filter(decision_id=old).update(created_at=now.replace(day=1) - timedelta(days=3))
+    old = decide_at(tenant, now.replace(day=1) - timedelta(days=3), proposal_summary="old")
+    new = evaluate(api, proposal_summary="new")["decision_id"]
 
     this = api.get("/customer/decisions", query={"month": this_month()}).json()["decisions"]
     before = api.get("/customer/decisions", query={"month": month_before(now)}).json()["decisions"]

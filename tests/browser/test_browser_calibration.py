@@ -112,3 +112,70 @@ def test_two_risk_leads_propose_review_approve_and_apply_in_the_browser(
     assert after["config_version"] == 2
     assert after["gates"]["novelty"]["threshold"] == 0.9
     assert after["status"] == "proceed"
+
+
+# --- the confirmation dialog ------------------------------------------------------------------
+# The approve and reject forms hold a checkbox named "confirm"; inside an inline onsubmit
+# handler a form's fields are in scope, so a bare confirm(...) would call the checkbox (a
+# TypeError) and the form would submit without asking. The handlers call window.confirm.
+
+@pytest.mark.parametrize(("action", "actor", "question", "done"), [
+    ("approve", "bob", "Approve novelty_threshold = 0.9?", "approved"),
+    ("reject", "bob", "Reject this proposal?", "rejected"),
+    ("withdraw", "alice", "Withdraw this proposal? It can then no longer be approved or applied.", "withdrawn"),
+])
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_each_decision_form_asks_for_confirmation_and_dismissing_keeps_the_proposal(
+        action, actor, question, done, browser_page, live_server, login, screenshot):
+    from calibration import services as calibration_services
+    from workflows.services import actor_for
+
+    page = browser_page
+    alice, _ = make_risk_lead("alice"), make_risk_lead("bob")
+    proposal = calibration_services.propose("novelty_threshold", 0.9, "Too many sound proposals are halted",
+                                            actor=actor_for(alice))
+
+    def state() -> str:
+        return CalibrationProposal.objects.select_related("workflow").get(pk=proposal.pk).workflow.current_state
+
+    login(page, live_server, actor, PASSWORD)
+    review_url = f"{live_server.url}/calibration/{proposal.proposal_id}/"
+    page.goto(review_url)
+    form = page.locator(f"form[data-action={action}]")
+    expect(form).to_have_count(1)
+    form.locator("textarea[name=comment]").fill("Checked in the browser")
+    if action != "withdraw":
+        form.locator("input[type=checkbox][name=confirm]").check()
+
+    # dismissed: the dialog was shown, nothing was submitted
+    asked: list[tuple[str, str]] = []
+
+    def dismiss(dialog):
+        asked.append((dialog.type, dialog.message))
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    form.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.readyState === 'complete'")
+    assert asked == [("confirm", question)]
+    assert page.url == review_url
+    expect(form.locator("textarea[name=comment]")).to_have_value("Checked in the browser")  # no reload
+    expect(page.locator("#proposal-status")).to_have_text("PROPOSED")
+    assert state() == "proposed"
+    screenshot(page, f"calibration-confirm-{action}-dismissed")
+
+    # accepted: submitted
+    accepted: list[str] = []
+
+    def accept(dialog):
+        accepted.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert accepted == [question]
+    expect(page.locator("#proposal-status")).to_have_text(done.upper())
+    expect(page.locator(".messages li.success")).to_contain_text(f"the proposal is now {done.upper()}")
+    assert state() == done
+    screenshot(page, f"calibration-confirm-{action}-accepted")

@@ -65,12 +65,14 @@ def make_decisions(customer, *, count: int = 200, shadow: int = 15, old: int = 1
     bodies = [proposal_body(rng, i) for i in range(count + shadow + old)]
     for body in bodies[count:count + shadow]:
         body["shadow_mode"] = True
-    ids = [evaluate_proposal(ctx, parse_proposal(body))["decision_id"] for body in bodies]
+    # Stored decisions never change, so the older ones are made at their time: the old ones
+    # 40 days ago, the first ten 29 days ago (just inside the window: still counted).
     now = timezone.now()
+    ages = {**{i: timedelta(days=40) for i in range(count + shadow, len(bodies))},
+            **{i: timedelta(days=29) for i in range(10)}}
+    ids = [evaluate_proposal(ctx, parse_proposal(body), now=now - ages[i] if i in ages else None)["decision_id"]
+           for i, body in enumerate(bodies)]
     old_ids = ids[count + shadow:]
-    Decision.objects.filter(decision_id__in=old_ids).update(created_at=now - timedelta(days=40))
-    # Just inside the window: still counted.
-    Decision.objects.filter(decision_id__in=ids[:10]).update(created_at=now - timedelta(days=29))
     return {"window": ids[:count], "shadow": ids[count:count + shadow], "old": old_ids}
 
 

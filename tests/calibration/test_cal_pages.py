@@ -5,7 +5,9 @@ shows the same objects and enforces the same rules."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cal_support import (JUSTIFICATION, approved, assert_chains_valid, events_of, make_user, messages_of, propose,
@@ -15,7 +17,6 @@ from django.utils import timezone
 from calibration import services
 from calibration.models import ConfigurationVersion
 from governance.engine import parse_proposal
-from governance.models import Decision
 from governance.services import CallContext, evaluate_proposal
 from workflows.services import actor_for
 
@@ -138,8 +139,7 @@ def make_drift_decisions(customer) -> None:
     for days_ago, shift in ((3, 0.0), (2, 1.5), (1, 3.0)):
         body = {"proposal_summary": f"drift {days_ago}", "drift_baseline_data": baseline,
                 "drift_current_data": [v + shift for v in baseline]}
-        decision_id = evaluate_proposal(ctx, parse_proposal(body))["decision_id"]
-        Decision.objects.filter(decision_id=decision_id).update(created_at=timezone.now() - timedelta(days=days_ago))
+        evaluate_proposal(ctx, parse_proposal(body), now=timezone.now() - timedelta(days=days_ago))
 
 
 def test_review_page_shows_the_proposal_the_chart_and_the_preview(alice, bob, make_tenant, browser):
@@ -167,6 +167,18 @@ def test_review_page_shows_the_proposal_the_chart_and_the_preview(alice, bob, ma
     assert 'name="confirm"' in page
     assert 'data-action="apply"' not in page
     assert '<span class="badge valid">valid</span>' in page  # the audit chain
+
+
+def test_no_inline_handler_calls_a_bare_confirm():
+    """Inside an inline handler a form's fields are in scope, so a field named "confirm" (the
+    approve and reject forms have one) shadows window.confirm and the form submits without
+    asking; handlers call window.confirm (tests/browser checks the dialog really appears)."""
+    root = Path(__file__).resolve().parents[2]
+    bare = re.compile(r"""\bon\w+\s*=\s*(["'])(?:(?!\1).)*?(?<![\w.])confirm\s*\(""", re.S)
+    templates = [path for path in root.rglob("*.html") if ".venv" not in path.parts]
+    assert any(path.name == "review.html" for path in templates)
+    offenders = [str(path.relative_to(root)) for path in templates if bare.search(path.read_text(encoding="utf-8"))]
+    assert offenders == []
 
 
 def test_review_page_with_no_decisions(alice, bob, browser):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from append_only_support import wipe_decisions
 from calibration.versions import active_version_number
 from governance.models import Customer, Decision, DriftBaseline, DriftReport
 from test_drift_support import *  # noqa: F401,F403
@@ -66,7 +67,7 @@ def test_simulation_is_reproducible_for_a_seed(simulate, capsys):
     simulate.main(short)
     first = list(DriftReport.objects.order_by("day").values_list("kl_divergence", flat=True))
     assert len(first) == 3
-    Decision.objects.all().delete()
+    wipe_decisions()  # the append-only triggers lifted
     DriftReport.objects.all().delete()
     simulate.main(short)
     second = list(DriftReport.objects.order_by("day").values_list("kl_divergence", flat=True))

@@ -32,6 +32,7 @@ from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from workflows.roles import Role
+from append_only_support import wipe_decisions
 from backup_support import (MANIFEST_PREFIX, read_text, record_positions, records_of, with_manifest_rehashed,
                             write_format_1, write_text)
 from wf_support import HALT, submit, wipe_workflow_tables
@@ -83,8 +84,9 @@ def empty_database() -> None:
         for model in (*dependants, CalibrationProposal):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
     wipe_workflow_tables()
+    wipe_decisions()  # and their seal blocks, with the append-only triggers lifted
     with connection.cursor() as cursor:
-        for model in (Decision, ApiKey, Customer, ConfigurationVersion):
+        for model in (ApiKey, Customer, ConfigurationVersion):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
     assert row_counts() == {"customers": 0, "api_keys": 0, "decisions": 0, "configuration_versions": 0,
                             "workflows": 0, "transitions": 0, "checkpoints": 0, "calibration_proposals": 0}

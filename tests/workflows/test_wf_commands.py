@@ -18,6 +18,7 @@ from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowInstance, WorkflowTransition
+from append_only_support import wipe_decisions
 from backup_support import is_format_1, read_text, record_positions, records_of, write_format_1, write_text
 from wf_support import (db_value, ESCALATE, HALT, PAUSE, PROCEED, RISK, all_hashes, consensus, db_counts,
                         drop_append_only_triggers, reload, submit, wipe_workflow_tables)
@@ -67,8 +68,8 @@ def empty_database():
     """Empty every table the backup restores rows into (tiers come from a migration and stay).
     Plain DELETEs, not the ORM's cascade: it would visit every model that refers to a tenant."""
     with connection.cursor() as cursor:
-        for model in (UsageCounter, Decision):
-            cursor.execute(f"DELETE FROM {model._meta.db_table}")
+        cursor.execute(f"DELETE FROM {UsageCounter._meta.db_table}")
+    wipe_decisions()  # and their seal blocks, with the append-only triggers lifted
     wipe_workflow_tables()
     with connection.cursor() as cursor:
         for model in (ApiKey, Customer):
@@ -343,8 +344,11 @@ def test_preflight_reports_a_breaking_target_schema(populated, tmp_path):
 
 def test_verify_chain_all_on_valid_chains(populated):
     out, err = run("aegis_verify_chain", all=True)
-    total = WorkflowInstance.objects.count()
-    assert out.strip() == f"{total} workflow(s) checked, 0 broken." and err == ""
+    total, decisions = WorkflowInstance.objects.count(), Decision.objects.count()
+    assert out.strip().splitlines() == [
+        f"{total} workflow(s) checked, 0 broken.",
+        f"{decisions} decision(s) checked in 0 seal block(s), no block yet: {decisions} unsealed, 0 broken."]
+    assert err == ""
 
 
 def test_verify_chain_one_workflow(populated):

@@ -1,7 +1,8 @@
 """The migration guide's pre-migration checklist as one command (PLATFORM.md §5).
 
 Steps: take a backup; validate the active configuration against the target contract;
-classify the contract differences; verify every audit chain; list unapplied migrations.
+classify the contract differences; verify every audit chain and every sealed decision;
+list unapplied migrations.
 Prints a report and exits 1 if anything blocks the upgrade.
 """
 
@@ -12,6 +13,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from calibration.versions import active_config
+from governance import sealing
 from governance.engine.config import AegisConfig, ConfigError
 from governance.engine.contract import Compatibility, Contract, ContractError, compatibility, diff_contracts, migrate_config
 from workflows.backup import write_backup
@@ -31,6 +33,7 @@ class Command(BaseCommand):
         self._backup(Path(backup) if backup else default_backup_path())
         self._configuration(target_schema)
         self._chains()
+        self._decisions()
         self._migrations()
         if self.blockers:
             self.stdout.write(f"\nUpgrade blocked by {len(self.blockers)} problem(s):")
@@ -87,6 +90,16 @@ class Command(BaseCommand):
         for problem in broken[:20]:
             self.stdout.write(f"       broken chain {problem}")
         self.step(not broken, f"audit chains: {checked} verified, {len(broken)} broken")
+
+    def _decisions(self) -> None:
+        tally, broken = sealing.Tally(), []
+        for finding in sealing.verify_decisions(tally):
+            if len(broken) < 20:
+                broken.append(finding.message)
+        for problem in broken:
+            self.stdout.write(f"       broken {problem}")
+        self.step(not tally.broken, f"decisions: {tally.checked} verified in {tally.blocks} seal block(s), "
+                                    f"{tally.unsealed} unsealed, {tally.broken} broken")
 
     def _migrations(self) -> None:
         executor = MigrationExecutor(connection)

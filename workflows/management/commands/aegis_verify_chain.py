@@ -1,16 +1,19 @@
-"""Verify audit chains: one workflow, or --all. Exit status 1 if any chain is broken."""
+"""Verify audit chains: one workflow, or --all (every workflow chain, and every stored
+decision against its seal block). Exit status 1 if anything is broken."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from governance import sealing
 from workflows.persistence.durable import DurableWorkflowEngine
 
 
 class Command(BaseCommand):
-    help = "Verify the hash-chained audit trail of one workflow (WORKFLOW_ID) or of all (--all)."
+    help = ("Verify the hash-chained audit trail of one workflow (WORKFLOW_ID) or of all (--all: every "
+            "workflow and every sealed decision).")
 
     def add_arguments(self, parser):
         parser.add_argument("workflow_id", nargs="?")
-        parser.add_argument("--all", action="store_true", help="verify every workflow")
+        parser.add_argument("--all", action="store_true", help="verify every workflow and every decision")
 
     def handle(self, *args, workflow_id=None, all=False, **options):
         if bool(workflow_id) == bool(all):
@@ -26,5 +29,18 @@ class Command(BaseCommand):
             elif not all:
                 self.stdout.write(f"OK {report.workflow_id}: {report.message}")
         self.stdout.write(f"{checked} workflow(s) checked, {broken} broken.")
-        if broken:
-            raise CommandError(f"{broken} audit chain(s) failed verification", returncode=1)
+        decisions_broken = self._decisions() if all else 0
+        if broken or decisions_broken:
+            parts = [f"{broken} audit chain(s)"] if broken else []
+            parts += [f"{decisions_broken} decision finding(s)"] if decisions_broken else []
+            raise CommandError(" and ".join(parts) + " failed verification", returncode=1)
+
+    def _decisions(self) -> int:
+        tally = sealing.Tally()
+        for finding in sealing.verify_decisions(tally):
+            self.stderr.write(f"BROKEN {finding.message}")
+        head = (f"newest block {tally.head_seq} ({tally.head_hash[:16]}…)" if tally.head_seq is not None
+                else "no block yet")
+        self.stdout.write(f"{tally.checked} decision(s) checked in {tally.blocks} seal block(s), {head}: "
+                          f"{tally.unsealed} unsealed, {tally.broken} broken.")
+        return tally.broken

@@ -1,0 +1,67 @@
+"""Lifting the append-only triggers of decisions and their seal blocks in tests (imported as
+`append_only_support`: tests/ is on sys.path for every test module).
+
+Inside a test's transaction the DDL is rolled back with it on SQLite and PostgreSQL; the
+helpers put the triggers back anyway, so a transactional test leaves them as it found them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import contextmanager
+from typing import Iterator
+
+from django.db import connection
+
+SEALS = importlib.import_module("governance.migrations.0011_decision_seals")
+DECISIONS_TABLE, SEALS_TABLE = SEALS.DECISIONS, SEALS.SEALS
+
+EXPECTED_TRIGGERS = {
+    "sqlite": {f"{DECISIONS_TABLE}_no_update", f"{DECISIONS_TABLE}_no_delete", f"{SEALS_TABLE}_no_update",
+               f"{SEALS_TABLE}_no_delete"},
+    "postgresql": {f"{DECISIONS_TABLE}_append_only", f"{SEALS_TABLE}_append_only"},
+}
+
+
+def decision_triggers() -> set[str]:
+    """The triggers on the decision and seal tables as the database has them now."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN (%s, %s)",
+                           [DECISIONS_TABLE, SEALS_TABLE])
+        else:
+            cursor.execute("SELECT tgname FROM pg_trigger WHERE tgrelid IN (%s::regclass, %s::regclass) "
+                           "AND NOT tgisinternal", [DECISIONS_TABLE, SEALS_TABLE])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def drop_decision_triggers() -> None:
+    """What an attacker with DBA rights does first."""
+    vendor_statements = {"sqlite": SEALS.SQLITE_BACKWARD, "postgresql": SEALS.POSTGRES_BACKWARD}
+    with connection.cursor() as cursor:
+        for statement in vendor_statements[connection.vendor]:
+            cursor.execute(statement)
+
+
+def restore_decision_triggers() -> None:
+    drop_decision_triggers()  # IF EXISTS: whichever are left go, so none is created twice
+    with connection.cursor() as cursor:
+        for statement in {"sqlite": SEALS.SQLITE_FORWARD, "postgresql": SEALS.POSTGRES_FORWARD}[connection.vendor]:
+            cursor.execute(statement)
+
+
+@contextmanager
+def decisions_writable() -> Iterator[None]:
+    drop_decision_triggers()
+    try:
+        yield
+    finally:
+        restore_decision_triggers()
+
+
+def wipe_decisions() -> None:
+    """Delete every decision and seal block (a database a backup is restored into holds
+    neither: blocks are not in backups)."""
+    with decisions_writable(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {SEALS_TABLE}")
+        cursor.execute(f"DELETE FROM {DECISIONS_TABLE}")
