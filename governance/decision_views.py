@@ -26,7 +26,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case, CharField, F, Q, Subquery, OuterRef, Value, When
+from django.db.models import Case, CharField, F, OuterRef, Q, Subquery, Value, When
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST

@@ -366,7 +366,7 @@ def test_the_review_workflow_page_shows_and_links_its_decision(client_for, decid
     assert 'id="decision-summary">Novel and big<' in card
     assert f'href="/decisions/{decision.decision_id}/" id="decision-link"' in card
     assert "escalate" in card and "novelty" in card and "Acme Payments" in card
-    assert "novelty 0.9" in card and "impact high" in card
+    assert "risk 0 → 0 · profit 0 → 0 · novelty 0.9 · complexity 0.5 · quality 0.7 · impact high" in card
 
 
 def test_the_override_workflow_page_shows_the_decision_it_overrides(client_for, decide):

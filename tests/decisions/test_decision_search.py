@@ -7,7 +7,7 @@ and invalid filters answered with form errors."""
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 from django.db import connection

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         tally = sealing.Tally()
         for finding in sealing.verify_decisions(tally):
             self.stderr.write(f"BROKEN {finding.message}")
-        head = (f"newest block {tally.head_seq} ({tally.head_hash[:16]}…)" if tally.head_seq is not None
+        head = (f"newest block {tally.head_seq} ({tally.head_hash})" if tally.head_seq is not None
                 else "no block yet")
         self.stdout.write(f"{tally.checked} decision(s) checked in {tally.blocks} seal block(s), {head}: "
                           f"{tally.unsealed} unsealed, {tally.broken} broken.")
