@@ -3,6 +3,7 @@ blocks (see docs/decisions.md, "Sealed decisions")."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -65,56 +66,75 @@ def newest_block():
 
 
 def _exclude_decision_writers() -> None:
-    """Wait for the inserts in flight and hold new ones off until this transaction ends, so
-    no decision can commit later with a pk this block has already passed."""
+    """Wait for the inserts in flight and hold new ones off until this transaction ends."""
     if connection.vendor == "postgresql":
-        # Conflicts with the ROW EXCLUSIVE lock every INSERT takes, and with itself: two
-        # sealers queue. An INSERT takes it before drawing its pk from the sequence.
+        # Conflicts with the ROW EXCLUSIVE lock every INSERT takes (before it draws its pk
+        # from the sequence), and with itself.
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {connection.ops.quote_name(Decision._meta.db_table)} "
                            "IN SHARE ROW EXCLUSIVE MODE")
-    elif connection.vendor == "sqlite":
-        # BEGIN IMMEDIATE (DATABASES OPTIONS transaction_mode) already holds the only write
-        # lock: no other writer, and so no pk drawn but not yet committed, exists meanwhile.
-        pass
-    else:
+    elif connection.vendor != "sqlite":
+        # SQLite: BEGIN IMMEDIATE (DATABASES OPTIONS transaction_mode) already holds the only
+        # write lock, so no other insert is in flight meanwhile.
         raise RuntimeError(f"sealing decisions is not supported on database {connection.vendor!r}")
+
+
+def _exclude_other_sealers() -> None:
+    """Two sealers queue here (readers and /evaluate are not affected)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(DecisionSeal._meta.db_table)} "
+                           "IN SHARE ROW EXCLUSIVE MODE")
+
+
+def _committed_horizon() -> int:
+    """The highest pk once every insert in flight has finished. pks are drawn before their
+    transaction commits, so on PostgreSQL pk 11 can be visible while pk 10 is not yet; every
+    pk up to this one is now committed or gone for good. The lock on decisions is held for
+    this one index lookup only."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _exclude_decision_writers()
+        cursor.execute(f"SELECT MAX(id) FROM {connection.ops.quote_name(Decision._meta.db_table)}")
+        return cursor.fetchone()[0] or 0
 
 
 def seal_decisions(max_per_block: int = DEFAULT_BLOCK) -> int:
     """Seal every decision with a pk beyond the last block, at most `max_per_block` per
-    block and one block per short transaction; returns how many were sealed. Run it outside
-    any longer transaction: on PostgreSQL /evaluate waits for the block's transaction."""
+    block; returns how many were sealed. /evaluate waits only while the committed horizon
+    is read; the block is read, hashed and stored after that, in its own transaction."""
     if max_per_block < 1:
         raise ValueError("max_per_block must be at least 1")
     sealed = 0
     while True:
         head = newest_block()
-        if not Decision.objects.filter(pk__gt=head.last_pk if head else 0).exists():
-            return sealed  # nothing committed to seal: take no lock (one in flight waits for the next run)
+        after = head.last_pk if head else 0
+        if not Decision.objects.filter(pk__gt=after).exists():
+            return sealed  # nothing committed to seal: no lock (one in flight waits for the next run)
+        entries = _unsealed_ids(after, _committed_horizon(), max_per_block)
+        if not entries:
+            return sealed
+        block = _new_block(head, after, entries)
         with transaction.atomic():
-            _exclude_decision_writers()
-            head = newest_block()  # another sealer may have sealed while this one waited
-            after = head.last_pk if head else 0
-            rows = _unsealed_ids(after, max_per_block)
-            if rows:
-                block = _new_block(head, after, rows)
-                block.save(force_insert=True)
-                emit(Event.DECISIONS_SEALED, actor="aegis-sealer", subject=f"block {block.seq}",
-                     data={"seq": block.seq, "first_pk": block.first_pk, "last_pk": block.last_pk,
-                           "count": block.count, "hash": block.hash})
-        sealed += len(rows)
-        if len(rows) < max_per_block:
+            _exclude_other_sealers()
+            newest = newest_block()
+            if (newest.seq if newest else 0) != (head.seq if head else 0):
+                continue  # another sealer stored this block meanwhile: start again from its head
+            block.save(force_insert=True)
+            emit(Event.DECISIONS_SEALED, actor="aegis-sealer", subject=f"block {block.seq}",
+                 data={"seq": block.seq, "first_pk": block.first_pk, "last_pk": block.last_pk,
+                       "count": block.count, "hash": block.hash})
+        sealed += len(entries)
+        if len(entries) < max_per_block:
             return sealed
 
 
-def _unsealed_ids(after: int, limit: int) -> list[list]:
-    """[pk, decision_id, content_hash] of the next `limit` decisions after pk `after`: raw
-    SQL, since building the ORM's UUIDs was most of a block's time."""
-    table, quote = Decision._meta.db_table, connection.ops.quote_name
+def _unsealed_ids(after: int, horizon: int, limit: int) -> list[list]:
+    """[pk, decision_id, content_hash] of the first `limit` decisions with after < pk <=
+    horizon: raw SQL, since building the ORM's UUIDs was most of a block's time."""
+    table = connection.ops.quote_name(Decision._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, decision_id, content_hash FROM {quote(table)} WHERE id > %s ORDER BY id LIMIT %s",
-                       [after, limit])
+        cursor.execute(f"SELECT id, decision_id, content_hash FROM {table} WHERE id > %s AND id <= %s "
+                       "ORDER BY id LIMIT %s", [after, horizon, limit])
         return [[pk, _uuid_text(decision_id), content_hash] for pk, decision_id, content_hash in cursor.fetchall()]
 
 
@@ -185,6 +205,7 @@ class DecisionReport:
                 "message": self.message, "block": self.block}
 
 
+@functools.cache
 def _encrypted_names() -> tuple[str, ...]:
     return tuple(f.name for f in Decision._meta.concrete_fields if isinstance(f, EncryptedField))
 

@@ -153,10 +153,12 @@ def skip_without_real_concurrency():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_eight_threads_evaluating_while_a_sealer_seals_leave_every_decision_sealed_once():
+def test_eight_threads_evaluating_while_sealers_seal_leave_every_decision_sealed_once():
+    """Two sealers, so they also contend with each other (the periodic task and the
+    command, say)."""
     skip_without_real_concurrency()
     tenant = make_tenant("Busy Tenant")
-    barrier = threading.Barrier(THREADS + 1)
+    barrier = threading.Barrier(THREADS + 2)
     done = threading.Event()
     made: list[str] = []
     errors: list[BaseException] = []
@@ -183,19 +185,20 @@ def test_eight_threads_evaluating_while_a_sealer_seals_leave_every_decision_seal
             connection.close()
 
     evaluators = [threading.Thread(target=evaluate) for _ in range(THREADS)]
-    sealer = threading.Thread(target=seal)
-    for thread in (*evaluators, sealer):
+    sealers = [threading.Thread(target=seal) for _ in range(2)]
+    for thread in (*evaluators, *sealers):
         thread.start()
     for thread in evaluators:
         thread.join(timeout=180)
     done.set()
-    sealer.join(timeout=60)
-    assert not any(t.is_alive() for t in (*evaluators, sealer)) and errors == []
+    for thread in sealers:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in (*evaluators, *sealers)) and errors == []
 
     total = THREADS * PER_THREAD
     stored = [str(d) for d in Decision.objects.filter(customer=tenant.customer).values_list("decision_id", flat=True)]
     assert len(made) == len(set(made)) == total and sorted(stored) == sorted(made)
-    assert sum(sealed_meanwhile) > 0  # the sealer really ran between the evaluations
+    assert sum(sealed_meanwhile) > 0  # the sealers really ran between the evaluations
     seal_decisions()
     entries = [e for block in DecisionSeal.objects.order_by("seq") for e in block.entries]
     assert sorted(e[1] for e in entries) == sorted(made)  # every decision sealed, exactly once
