@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import decisions
+from . import decisions, sealing
 
 urlpatterns = [
     path("decisions/<str:decision_id>", decisions.DecisionView.as_view(), name="api-decision"),
@@ -10,4 +10,5 @@ urlpatterns = [
          name="api-decision-override"),
     path("decisions/<str:decision_id>/events/<str:event>", decisions.DecisionReviewView.as_view(),
          name="api-decision-event"),
+    path("decisions/<str:decision_id>/verify", sealing.verify_decision, name="api-decision-verify"),
 ]

@@ -32,6 +32,9 @@ def test_the_openapi_document_lists_the_client_endpoints():
         assert path in document["paths"], path
     assert "post" in document["paths"]["/evaluate"]
     assert "delete" in document["paths"]["/customer/keys/{key_id}"]
+    for path in ("/api/decisions/{decision_id}", "/api/decisions/{decision_id}/override",
+                 "/api/decisions/{decision_id}/events/{event}", "/api/decisions/{decision_id}/verify"):
+        assert "post" in document["paths"][path] or "get" in document["paths"][path], path
 
 
 def test_the_openapi_document_describes_api_key_auth_on_keyed_endpoints():

@@ -1,5 +1,5 @@
 """Fixtures of the sealed-decision tests: a tenant and API clients for it and for staff.
-Test modules that call the verify route mark themselves `pytest.mark.urls("sealing_urls")`."""
+The verify route is governance.api.decision_urls's `decisions/<id>/verify`."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from governance.sealing import (GENESIS_HASH, Tally, block_hash, entries_digest,
                                 verify_decisions)
 from workflows import operations
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("sealing_urls")]
+pytestmark = pytest.mark.django_db
 
 
 def findings() -> list[tuple[str | None, int | None, str]]:

@@ -18,7 +18,7 @@ from governance.sealing import decision_digest, seal_decisions, verify_decision
 from workflows import tasks as workflow_tasks
 from workflows.models import ChainVerificationRun
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("sealing_urls")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
