@@ -44,7 +44,7 @@ from .engine.decide import STATUSES
 from .engine.gates import GATE_NAMES
 from .engine.inputs import IMPACT_LEVELS
 from .models import Customer, Decision
-from .telemetry_views import decode_cursor, encode_cursor
+from .telemetry_views import KeysetPagedForm, encode_cursor
 
 PAGE_SIZE = 50
 # At most this many rows are read (and decrypted) per page when a filter runs in Python
@@ -86,7 +86,7 @@ def _choices(values, any_label="any") -> list[tuple[str, str]]:
     return [("", any_label)] + [(v, v) for v in values]
 
 
-class DecisionFilterForm(forms.Form):
+class DecisionFilterForm(KeysetPagedForm):
     """The GET filters of /decisions/. Dates are UTC days, both ends included."""
 
     q = forms.CharField(label="Summary contains", required=False, max_length=200)
@@ -103,19 +103,9 @@ class DecisionFilterForm(forms.Form):
     cursor = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["tenant"].choices = ([("", "any"), (NO_TENANT, "(no tenant)")] +
                                          [(c.customer_id, c.name) for c in Customer.objects.order_by("name")])
-
-    def clean_cursor(self):
-        text = self.cleaned_data["cursor"]
-        if not text:
-            return None
-        try:
-            return decode_cursor(text)
-        except ValueError:
-            raise forms.ValidationError("This page link is not valid; start again from the first page.") from None
 
     def clean(self):
         cleaned = super().clean()

@@ -43,22 +43,8 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
         raise ValueError(f"not a page cursor: {text!r}") from None
 
 
-def _datetime_input() -> forms.DateTimeInput:
-    return forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format=DATETIME_FORMAT)
-
-
-class TelemetryFilterForm(forms.Form):
-    """The GET filters. Times are UTC (the site's time zone); the window is from <= t < to."""
-
-    type = forms.ChoiceField(label="Type", required=False,
-                             choices=[("", "any")] + [(event.value, event.value) for event in Event])
-    actor = forms.CharField(label="Actor", required=False, max_length=200,
-                            help_text="Exact, case-sensitive match.")
-    since = forms.DateTimeField(label="From (UTC)", required=False, widget=_datetime_input(),
-                                help_text="Inclusive.")
-    until = forms.DateTimeField(label="To (UTC)", required=False, widget=_datetime_input(),
-                                help_text="Exclusive.")
-    cursor = forms.CharField(label="Page", required=False, widget=forms.HiddenInput)
+class KeysetPagedForm(forms.Form):
+    """A filter form whose hidden `cursor` field carries the keyset of the next page."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
@@ -72,6 +58,24 @@ class TelemetryFilterForm(forms.Form):
             return decode_cursor(text)
         except ValueError:
             raise forms.ValidationError("This page link is not valid; start again from the first page.") from None
+
+
+def _datetime_input() -> forms.DateTimeInput:
+    return forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format=DATETIME_FORMAT)
+
+
+class TelemetryFilterForm(KeysetPagedForm):
+    """The GET filters. Times are UTC (the site's time zone); the window is from <= t < to."""
+
+    type = forms.ChoiceField(label="Type", required=False,
+                             choices=[("", "any")] + [(event.value, event.value) for event in Event])
+    actor = forms.CharField(label="Actor", required=False, max_length=200,
+                            help_text="Exact, case-sensitive match.")
+    since = forms.DateTimeField(label="From (UTC)", required=False, widget=_datetime_input(),
+                                help_text="Inclusive.")
+    until = forms.DateTimeField(label="To (UTC)", required=False, widget=_datetime_input(),
+                                help_text="Exclusive.")
+    cursor = forms.CharField(label="Page", required=False, widget=forms.HiddenInput)
 
     def clean(self):
         cleaned = super().clean()
