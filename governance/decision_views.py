@@ -335,8 +335,10 @@ def _inputs(decision: Decision) -> dict[str, Any]:
 
 def _gates(response: dict[str, Any]) -> list[dict[str, Any]]:
     gates = response.get("gates") or {}
-    rows = [{"name": name, **gate} for name, gate in gates.items()]
-    rows += [{"name": name, "skipped": True} for name in response.get("gates_skipped", []) if name not in gates]
+    skipped = set(response.get("gates_skipped", []))
+    # In the engine's order: PostgreSQL's jsonb does not keep the stored key order.
+    rows = [{"name": name, **gates[name]} if name in gates else {"name": name, "skipped": True}
+            for name in GATE_NAMES if name in gates or name in skipped]
     return rows
 
 

@@ -24,6 +24,7 @@ from workflows.roles import Role
 from workflows.serialization import utc_iso
 from workflows.services import WorkflowError
 
+from .engine.gates import GATE_NAMES
 from .engine.inputs import ProposalInput
 from .engine.replay import pack_replay
 from .models import ApiKey, Customer, Decision
@@ -205,8 +206,14 @@ def override_view(override: WorkflowInstance) -> dict[str, Any]:
 def as_json(decisions: list[Decision]) -> list[dict[str, Any]]:
     """Each decision's Decision JSON: the engine's stored answer plus what people did."""
     overrides = overrides_of(attach_workflows(decisions))
-    return [{**d.response, **review_fields(d, overrides.get(str(d.workflow.workflow_id)) if d.workflow else None)}
+    return [{**d.response, "gates": _in_engine_order(d.response["gates"]),
+             **review_fields(d, overrides.get(str(d.workflow.workflow_id)) if d.workflow else None)}
             for d in decisions]
+
+
+def _in_engine_order(gates: dict[str, Any]) -> dict[str, Any]:
+    """The gates as the engine listed them (PostgreSQL's jsonb stores keys in its own order)."""
+    return {name: gates[name] for name in GATE_NAMES if name in gates}
 
 
 # --- acting -------------------------------------------------------------------------------
