@@ -115,10 +115,22 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of
-    # failing with "database is locked" half-way through a transaction. WAL lets readers
-    # work while a writer commits, and makes each commit one append to the log.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+    # Each process keeps a pool of open connections (Django's native psycopg pool), so a
+    # request does not pay for a new connection; persistent connections must then be off.
+    # Size it to the threads of one process (gunicorn --threads, Celery concurrency).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers queue on a lock, one at a time, instead of sleeping in SQLite's busy handler
+    # (aegis_site/sqlite3/base.py). IMMEDIATE takes SQLite's write lock at BEGIN, so a
+    # transaction never fails half-way with "database is locked". WAL lets readers work
+    # while a writer commits, and makes each commit one append to the log.
+    DATABASES["default"]["ENGINE"] = "aegis_site.sqlite3"
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20,
                                        "init_command": "PRAGMA journal_mode=WAL"}
 
@@ -180,6 +192,16 @@ AEGIS_STAGE = os.environ.get("AEGIS_STAGE", "self-hosted")
 # An Idempotency-Key whose first request has run this long without finishing is taken
 # over by a retry (its process is presumed dead).
 AEGIS_IDEMPOTENCY_STALE_SECONDS = env_int("AEGIS_IDEMPOTENCY_STALE_SECONDS", 120)
+
+# A valid API key is remembered in each process this long (seconds, 0 to 5): a revoked key
+# stops working on every worker within this time (governance/api/auth.py).
+AEGIS_API_KEY_CACHE_SECONDS = env_int("AEGIS_API_KEY_CACHE_SECONDS", 2)
+if not 0 <= AEGIS_API_KEY_CACHE_SECONDS <= 5:
+    raise ImproperlyConfigured(f"AEGIS_API_KEY_CACHE_SECONDS must be from 0 to 5, got {AEGIS_API_KEY_CACHE_SECONDS}")
+
+# Each process remembers which configuration version is active this long (seconds): a
+# version applied in one process is used by every other within this time.
+AEGIS_CONFIG_CACHE_SECONDS = env_int("AEGIS_CONFIG_CACHE_SECONDS", 1)
 
 # Override requests expire this many hours after they are made (PLATFORM.md §4).
 AEGIS_OVERRIDE_EXPIRY_HOURS = env_int("AEGIS_OVERRIDE_EXPIRY_HOURS", 24)

@@ -8,7 +8,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijk
 from .settings import *  # noqa: E402,F401,F403
 from .settings import DATABASES  # noqa: E402
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "aegis_site.sqlite3":
     # A file, not memory: the real Celery worker of the integration tests is another
     # process and must see the same test database.
     DATABASES["default"]["TEST"] = {

@@ -1,22 +1,31 @@
 """The active configuration: the highest ConfigurationVersion.
 
 Each process keeps the configs it has built, keyed by version number and content hash,
-and asks the database for the newest version on every call (one indexed lookup), so a
-version applied in any process is used by every process from its next decision on (and a
-restored database that reuses a number with other contents is not served stale).
+and remembers which version is the newest for AEGIS_CONFIG_CACHE_SECONDS (default 1), so
+a decision costs no query for it. A version applied (or restored) in this process is used
+from its next decision on; every other process picks it up within that time. Each decision
+stores the version it was made under, so which one it was is never in doubt.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from governance.engine import AegisConfig
 
 from .models import ConfigurationVersion
 
 _built: dict[tuple[int, str], AegisConfig] = {}
+# (monotonic deadline, (version, content hash)) of the newest version, or None.
+_newest_seen: tuple[float, tuple[int, str]] | None = None
 
 
 def content_hash(parameters: dict[str, Any]) -> str:
@@ -25,10 +34,30 @@ def content_hash(parameters: dict[str, Any]) -> str:
 
 
 def _newest() -> tuple[int, str]:
+    global _newest_seen
+    seen = _newest_seen
+    if seen is not None and seen[0] > time.monotonic():
+        return seen[1]
     newest = ConfigurationVersion.objects.order_by("-version").values_list("version", "content_hash").first()
     if newest is None:
         raise LookupError("no configuration version is stored; run `manage.py migrate`")
+    if settings.AEGIS_CONFIG_CACHE_SECONDS > 0:
+        _newest_seen = (time.monotonic() + settings.AEGIS_CONFIG_CACHE_SECONDS, newest)
     return newest
+
+
+def forget_newest() -> None:
+    """Look the newest version up again on the next call (after an apply or a restore)."""
+    global _newest_seen
+    _newest_seen = None
+
+
+@receiver([post_save, post_delete], sender=ConfigurationVersion)
+def _version_changed(**kwargs):
+    # Now, and again once the transaction commits: a decision of another thread in between
+    # must not keep the old newest version for the whole cache time.
+    forget_newest()
+    transaction.on_commit(forget_newest)
 
 
 def active_version_number() -> int:

@@ -24,6 +24,7 @@ from workflows.roles import Role
 from workflows.serialization import utc_iso
 from workflows.services import WorkflowError
 
+from . import rows
 from .engine.gates import GATE_NAMES
 from .engine.inputs import ProposalInput
 from .engine.replay import pack_replay
@@ -64,8 +65,7 @@ def record(proposal: ProposalInput, body: dict[str, Any], *, drift, customer: Cu
         **_decision_columns(proposal, drift, body["status"]), response=body)
     decision.workflow = workflow
     decision.content_hash = decision_digest(decision)
-    decision.save(force_insert=True)
-    return decision
+    return rows.insert(decision)
 
 
 def _open_review(proposal: ProposalInput, body: dict[str, Any], *, actor: Actor, customer, request_id: str,

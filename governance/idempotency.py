@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .api.errors import ApiError
+from . import rows
 from .models import Customer, IdempotencyRecord
 
 RETENTION = timedelta(hours=24)
@@ -47,8 +48,9 @@ def _stale_after() -> timedelta:
 def run_idempotent(customer: Customer, method: str, path: str, key: str | None, data: Any,
                    work: Callable[[], tuple[int, dict[str, Any]]]) -> Outcome:
     """Run `work` once per key. The outcome is stored in the same transaction as the work,
-    so there is one commit per request; a concurrent twin loses on the unique constraint,
-    its work rolls back, and it answers with the winner's stored outcome."""
+    so there is one commit per request. A fresh key (the usual case) costs no lookup: the
+    unique constraint finds an earlier request, whose work then rolls back, and the answer
+    is the earlier outcome (also when the work itself refused, e.g. an exhausted quota)."""
     if not key:
         with transaction.atomic():
             return Outcome(*work())
@@ -56,20 +58,20 @@ def run_idempotent(customer: Customer, method: str, path: str, key: str | None, 
         raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters")
     scope = {"customer": customer, "method": method, "path": path, "key": key}
     fingerprint = body_fingerprint(data)
-    replay = _earlier_outcome(scope, fingerprint)
-    if replay is not None:
-        return replay
-    try:
-        with transaction.atomic():
-            status, body = work()
-            IdempotencyRecord.objects.create(request_hash=fingerprint, created_at=timezone.now(), completed=True,
-                                             response_status=status, response_body=body, **scope)
-        return Outcome(status, body)
-    except IntegrityError:
-        replay = _earlier_outcome(scope, fingerprint)
-        if replay is None:
-            raise
-        return replay
+    for attempt in (1, 2):  # twice only if the first found an expired record and cleared it
+        try:
+            with transaction.atomic():
+                status, body = work()
+                rows.insert(IdempotencyRecord(request_hash=fingerprint, created_at=timezone.now(), completed=True,
+                                              response_status=status, response_body=body, **scope))
+            return Outcome(status, body)
+        except (IntegrityError, ApiError) as error:
+            replay = _earlier_outcome(scope, fingerprint)
+            if replay is not None:
+                return replay
+            if isinstance(error, ApiError) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _earlier_outcome(scope: dict[str, Any], fingerprint: str) -> Outcome | None:

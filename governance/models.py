@@ -228,7 +228,11 @@ class DecisionSeal(models.Model):
 
 
 class UsageCounter(models.Model):
-    """Calls per tenant, month and channel; incremented in the call's own transaction."""
+    """Calls per tenant, month and channel, plus one row per tenant and month over all
+    channels (`ALL_CHANNELS`, what the quota reads); incremented in the call's own
+    transaction."""
+
+    ALL_CHANNELS = "all"
 
     class Kind(models.TextChoices):
         EVALUATION = "evaluation"

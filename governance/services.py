@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from calibration.versions import active_config
@@ -66,25 +66,29 @@ def enforce_rate_limit(customer: Customer) -> None:
                        headers={"Retry-After": str(retry_after)})
 
 
-def _enforce_monthly_quota(customer: Customer, month: str) -> None:
-    """Monthly evaluation quota (429 *without* Retry-After: retrying will not help). Called
-    after this call was counted, inside its transaction: going over rolls the call back."""
-    used = (UsageCounter.objects.filter(customer=customer, month=month, kind=UsageCounter.Kind.EVALUATION)
-            .aggregate(total=Sum("count"))["total"] or 0)
+_COUNT_SQL = (f"INSERT INTO {UsageCounter._meta.db_table} (customer_id, month, kind, channel, count) "
+              f"VALUES (%s, %s, %s, %s, 1), (%s, %s, %s, %s, 1) ON CONFLICT (customer_id, month, kind, channel) "
+              f"DO UPDATE SET count = {UsageCounter._meta.db_table}.count + 1 RETURNING channel, count")
+
+
+def _count_call(customer: Customer, month: str, kind: str, channel: str) -> int:
+    """Count one call on its channel's row and on the month's all-channels row, in one
+    atomic upsert; returns the month's count of `kind` over all channels. Concurrent calls
+    of a tenant queue on these rows only, until their transaction ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SQL, [customer.pk, month, kind, channel,
+                                    customer.pk, month, kind, UsageCounter.ALL_CHANNELS])
+        return next(count for row_channel, count in cursor.fetchall() if row_channel == UsageCounter.ALL_CHANNELS)
+
+
+def _count_evaluation(customer: Customer, month: str, channel: str) -> None:
+    """Count the evaluation and enforce the monthly quota (429 *without* Retry-After:
+    retrying will not help). Going over raises inside the call's transaction, which rolls
+    the call and its count back."""
+    used = _count_call(customer, month, UsageCounter.Kind.EVALUATION, channel)
     if used > customer.tier.monthly_evaluations:
         raise ApiError(429, "quota_exceeded",
                        f"Monthly quota of {customer.tier.monthly_evaluations} evaluations for {month} is used up")
-
-
-_COUNT_SQL = (f"INSERT INTO {UsageCounter._meta.db_table} (customer_id, month, kind, channel, count) "
-              f"VALUES (%s, %s, %s, %s, 1) ON CONFLICT (customer_id, month, kind, channel) "
-              f"DO UPDATE SET count = {UsageCounter._meta.db_table}.count + 1")
-
-
-def _count_call(customer: Customer, month: str, kind: str, channel: str) -> None:
-    """One atomic upsert: concurrent calls of a tenant queue on the counter row only."""
-    with connection.cursor() as cursor:
-        cursor.execute(_COUNT_SQL, [customer.pk, month, kind, channel])
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -144,9 +148,6 @@ def _evaluate(ctx: CallContext, proposal: ProposalInput, *, actor: Actor, idempo
     month = month_of(now)
     customer = ctx.customer
     with transaction.atomic():
-        if customer is not None:
-            _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
-            _enforce_monthly_quota(customer, month)
         engine_decision, drift = _decide(proposal, customer, now)
         body = engine_decision.to_dict()
         decision = decisions.record(
@@ -161,6 +162,10 @@ def _evaluate(ctx: CallContext, proposal: ProposalInput, *, actor: Actor, idempo
                    "workflow_id": str(decision.workflow.workflow_id) if decision.workflow else None,
                    "gates": {name: gate["passed"] for name, gate in body["gates"].items()},
                    "latency_seconds": time.perf_counter() - started})
+        if customer is not None:
+            # Last: the counter rows stay locked until commit, so the tenant's concurrent
+            # calls wait only for this one's commit, not for its whole evaluation.
+            _count_evaluation(customer, month, ctx.channel)
     return decision
 
 
@@ -230,7 +235,8 @@ def revoke_api_key(customer: Customer | None, key_id: str) -> ApiKey:
 
 
 def usage_report(customer: Customer, month: str) -> dict[str, Any]:
-    rows = UsageCounter.objects.filter(customer=customer, month=month).values_list("kind", "channel", "count")
+    rows = (UsageCounter.objects.filter(customer=customer, month=month).exclude(channel=UsageCounter.ALL_CHANNELS)
+            .values_list("kind", "channel", "count"))
     channels = {choice: 0 for choice in Decision.Channel.values}
     totals = {kind: 0 for kind in UsageCounter.Kind.values}
     for kind, channel, count in rows:

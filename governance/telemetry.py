@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 
-from . import metrics
+from . import metrics, rows
 
 
 class Event(StrEnum):
@@ -97,8 +97,8 @@ def emit(event: Event, *, actor: str = "", subject: str = "", data: dict[str, An
     event = Event(event)
     data = data or {}
     limit = TelemetryEvent._meta.get_field("subject").max_length  # a long subject must not fail the action
-    TelemetryEvent.objects.create(name=event, actor=actor, subject=str(subject)[:limit], data=data,
-                                  request_id=request_id)
+    rows.insert(TelemetryEvent(name=event, actor=actor, subject=str(subject)[:limit], data=data,
+                               request_id=request_id))
     count = REGISTRY[event].count
     if count is not None:
         transaction.on_commit(lambda: count(data))

@@ -44,3 +44,17 @@ def pytest_collection_modifyitems(items):
         if marker and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
             item.add_marker(pytest.mark.django_db(*marker.args, **{**marker.kwargs, "serialized_rollback": True}),
                             append=False)
+
+
+@pytest.fixture(autouse=True)
+def forget_cached_keys_and_config():
+    """Each test starts with empty per-process caches: a test's rolled-back rows (a key, a
+    configuration version) must not be served to the next test from memory."""
+    from calibration.versions import forget_newest
+    from governance.api.auth import recent_keys
+
+    recent_keys.clear()
+    forget_newest()
+    yield
+    recent_keys.clear()
+    forget_newest()

@@ -49,6 +49,7 @@ from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
 from governance.fields import current_ciphers
 from calibration.models import CalibrationProposal, ConfigurationVersion
+from calibration.versions import forget_newest
 from governance.models import ApiKey, Customer, Decision, Tier
 from governance.sealing import decision_digest
 from governance.telemetry import Event, emit
@@ -552,4 +553,5 @@ def restore_backup(path: str | Path) -> dict[str, int]:
             if not report.is_valid:
                 raise BackupError(f"workflow {report.workflow_id}: {report.message}; restore refused")
         emit(Event.BACKUP_RESTORED, actor="aegis-restore", subject=path.name, data={"inserted": inserted})
+        transaction.on_commit(forget_newest)  # restored versions are bulk-inserted: no signal
     return inserted

@@ -56,7 +56,7 @@ def outcome(plaintext: str, customer, threads: int, body: dict) -> dict:
         "results": results,
         "decision_ids": [str(d) for d in Decision.objects.filter(customer=customer)
                          .values_list("decision_id", flat=True)],
-        "evaluations_counted": sum(UsageCounter.objects.filter(customer=customer, kind="evaluation")
+        "evaluations_counted": sum(UsageCounter.objects.filter(customer=customer, kind="evaluation", channel=UsageCounter.ALL_CHANNELS)
                                    .values_list("count", flat=True)),
     }
 

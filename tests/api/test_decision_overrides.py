@@ -127,7 +127,8 @@ def test_the_proposal_workflow_path_stores_a_decision_of_the_tenant(api, tenant)
     decision = stored(api, decision_id)
     assert decision["workflow_id"] == workflow["workflow_id"] and decision["review_state"] == "rejected"
     assert Decision.objects.get(decision_id=decision_id).customer == tenant.customer
-    assert UsageCounter.objects.get(customer=tenant.customer).count == 1
+    assert UsageCounter.objects.get(customer=tenant.customer, channel="api").count == 1
+    assert UsageCounter.objects.get(customer=tenant.customer, channel=UsageCounter.ALL_CHANNELS).count == 1
 
 
 def test_the_proposal_workflow_path_refuses_shadow_proposals(api):

@@ -1,0 +1,1 @@
+"""SQLite with one writer at a time, queued on a lock (see base.py)."""

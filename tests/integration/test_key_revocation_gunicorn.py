@@ -1,0 +1,74 @@
+"""A revoked API key stops working on every gunicorn worker within 5 seconds, although
+each worker remembers valid keys for AEGIS_API_KEY_CACHE_SECONDS (2 s by default).
+
+The key is revoked in this process (as an admin or another worker would), so no worker
+hears of it: each must find out by its cache running out. The server uses the test
+database, as the other integration tests do.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from test_metrics_gunicorn import ROOT, answers, database_url, per_process, request, stop
+
+from governance import services
+from governance.models import Tier
+from process_support import free_port, wait_for
+
+WORKERS = 3
+REQUESTS = 60  # per round, on fresh connections: every worker answers some
+REVOCATION_DEADLINE = 5.0
+
+
+def statuses(port: int, plaintext: str) -> list[int]:
+    with ThreadPoolExecutor(6) as pool:
+        return list(pool.map(lambda _: request(port, "GET", "/customer/profile",
+                                               headers={"Authorization": f"Bearer {plaintext}"})[0],
+                             range(REQUESTS)))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_revoked_key_stops_working_on_every_worker_within_5_seconds(tmp_path):
+    customer, key, plaintext = services.create_customer("Acme", tier=Tier.objects.get(name="team"))
+    port = free_port()
+    metrics = tmp_path / "prometheus"
+    metrics.mkdir()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "aegis_site.test_settings", "DATABASE_URL": database_url(),
+           "SECURE_SSL_REDIRECT": "0", "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    env.pop("AEGIS_API_KEY_CACHE_SECONDS", None)  # the default
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "aegis_site/gunicorn.conf.py", "--workers", str(WORKERS),
+             "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: answers(port) or server.poll() is not None, 60, "gunicorn to answer")
+        assert server.poll() is None, log_path.read_text()
+        wait_for(lambda: len(list(metrics.glob("histogram_*.db"))) >= WORKERS, 60, "every worker to load the app")
+
+        before = per_process(metrics, "aegis_http_requests_total", status="200")  # /health probes
+        assert statuses(port, plaintext) == [200] * REQUESTS
+        after = per_process(metrics, "aegis_http_requests_total", status="200")
+        warmed = {pid: n - before.get(pid, 0) for pid, n in after.items()}
+        assert len([pid for pid, n in warmed.items() if n > 0]) == WORKERS, \
+            f"not every worker has used (and cached) the key: {warmed}"
+
+        services.revoke_api_key(customer, key.key_id)
+        revoked_at = time.monotonic()
+        while time.monotonic() - revoked_at < REVOCATION_DEADLINE:
+            time.sleep(0.25)
+        refused = statuses(port, plaintext)
+
+        assert refused == [401] * REQUESTS, f"{refused.count(200)} requests still accepted 5 s after revocation"
+        answered = per_process(metrics, "aegis_http_requests_total", status="401")
+        assert len([pid for pid, n in answered.items() if n > 0]) == WORKERS, \
+            f"not every worker was asked after the revocation: {answered}"
+    finally:
+        stop(server)
