@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -215,3 +218,28 @@ def test_behind_a_proxy_each_client_address_is_counted_on_its_own(bob):
 
     assert not through_proxy("bob", PASSWORD, "192.0.2.50")
     assert through_proxy("bob", PASSWORD, "192.0.2.51")
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("AXES_FAILURE_LIMIT", "0", "AXES_FAILURE_LIMIT must be at least 1, got 0"),
+    ("AXES_FAILURE_LIMIT", "five", "AXES_FAILURE_LIMIT must be an integer, got 'five'"),
+    ("AXES_COOLOFF_MINUTES", "-5", "AXES_COOLOFF_MINUTES must be 0 (no expiry) or more, got -5"),
+    ("AEGIS_TRUSTED_PROXY_COUNT", "one", "AEGIS_TRUSTED_PROXY_COUNT must be an integer, got 'one'"),
+])
+def test_a_bad_setting_is_named_at_start(variable, value, message):
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE"}}
+    result = subprocess.run([sys.executable, str(ROOT / "manage.py"), "check"], capture_output=True, text=True,
+                            env={**env, "DEBUG": "1", variable: value}, cwd=ROOT, timeout=120)
+    assert result.returncode != 0 and message in result.stderr, result.stderr[-500:]
+
+
+@override_settings(AXES_COOLOFF_TIME=None)
+def test_with_no_cool_off_the_lock_lasts_until_an_administrator_lifts_it(alice):
+    attempt = SURFACES["sign-in page"]
+    for _ in range(LIMIT):
+        attempt("alice", WRONG)
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(days=365))
+
+    response, signed_in = attempt("alice", PASSWORD)
+    assert not signed_in and response.status_code == 429
+    assert b"signing in is blocked until an administrator unlocks it" in response.content
