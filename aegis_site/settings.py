@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -65,7 +66,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "governance",
     "calibration",
     "workflows",
@@ -73,8 +76,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "governance.api.middleware.RequestIdMiddleware",
+    # Outside everything that can answer an error, so no API path ever answers an HTML one.
+    "governance.api.errors.JsonErrorsOnApiPathsMiddleware",
     "governance.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Right after the HTTPS redirect: static files are answered before sessions or auth run.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -82,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.api.errors.DecryptionErrorMiddleware",
+    # Last, as django-axes requires: it turns a lockout flagged during sign-in into the answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "aegis_site.urls"
@@ -136,6 +145,12 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out user or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -150,6 +165,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# `manage.py collectstatic` writes every file under a content-hashed name plus a gzip copy;
+# whitenoise serves them with a far-future cache header. With DEBUG on, templates link the
+# plain names and the files are found in the apps, so development needs no collectstatic.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/workflows/"
@@ -212,6 +234,28 @@ AEGIS_METRICS_TOKEN = os.environ.get("AEGIS_METRICS_TOKEN", "")
 # Backups written by `aegis_backup` and the daily task.
 BACKUP_DIR = Path(os.environ.get("BACKUP_DIR") or BASE_DIR / "backups")
 
+# Failed sign-ins (admin, /accounts/login/, HTTP Basic on /api/) are limited by django-axes:
+# AXES_FAILURE_LIMIT failures for one username, or from one client address, lock it out until
+# AXES_COOLOFF_MINUTES have passed since the last failure (0: until an administrator unlocks).
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+_axes_cooloff_minutes = env_int("AXES_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured(f"AXES_FAILURE_LIMIT must be at least 1, got {AXES_FAILURE_LIMIT}")
+if _axes_cooloff_minutes < 0:
+    raise ImproperlyConfigured(f"AXES_COOLOFF_MINUTES must be 0 (no expiry) or more, got {_axes_cooloff_minutes}")
+AXES_COOLOFF_TIME = timedelta(minutes=_axes_cooloff_minutes) if _axes_cooloff_minutes else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per user, and per address
+AXES_LOCKOUT_CALLABLE = "governance.login_protection.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "governance.login_protection.client_address"
+# A successful sign-in does not wipe the failures: it would also wipe the address's count,
+# so anyone holding one account could keep guessing another's password.
+AXES_RESET_ON_SUCCESS = False
+# Only failures are kept (and only until they expire): no table of everyone's sign-ins.
+AXES_DISABLE_ACCESS_LOG = True
+# Reverse proxies in front that append the client address to X-Forwarded-For (nginx:
+# `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for`). 0: the TCP peer is the client.
+AEGIS_TRUSTED_PROXY_COUNT = env_int("AEGIS_TRUSTED_PROXY_COUNT", 0)
+
 # Fernet keys for PII at rest: comma-separated; the first encrypts, all decrypt.
 FERNET_KEYS = env_list("FERNET_KEYS", "") or [SECRET_KEY]
 
@@ -223,6 +267,8 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+# Load balancers probe /health over plain HTTP (the regex is matched without the leading slash).
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -244,13 +290,20 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Self-hosted AEGIS governance service.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files: no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # stderr: what gunicorn, systemd and containers collect.
+    "handlers": {"console": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
     "loggers": {
         "aegis": {"handlers": ["console"], "level": os.environ.get("AEGIS_LOG_LEVEL", "INFO")},
+        # Lockouts and repeated failures (axes masks the username and address in these lines).
+        "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

@@ -6,7 +6,14 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 
 from .settings import *  # noqa: E402,F401,F403
-from .settings import DATABASES  # noqa: E402
+from .settings import DATABASES, STORAGES  # noqa: E402
+
+# Pages render and /static/ is served straight from the apps' files, so the suite needs no
+# collectstatic; tests/test_production_serving.py and tests/integration/test_production_start.py
+# run collectstatic themselves to check the hashed, compressed production files.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 
 if DATABASES["default"]["ENGINE"] == "aegis_site.sqlite3":
     # A file, not memory: the real Celery worker of the integration tests is another

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from governance.metrics import metrics_view
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include("workflows.api_urls")),
     path("api/", include("governance.api.decision_urls")),
     path("api/", include("calibration.api_urls")),
@@ -25,7 +26,9 @@ urlpatterns = [
     path("", include("governance.api.urls")),
 ]
 
-handler400 = "governance.api.errors.json_bad_request"
-handler403 = "governance.api.errors.json_permission_denied"
-handler404 = "governance.api.errors.json_not_found"
-handler500 = "governance.api.errors.json_server_error"
+# JSON on client-facing and /api/ paths, the project's HTML pages elsewhere (with DEBUG on,
+# JsonErrorsOnApiPathsMiddleware keeps API paths JSON while pages show Django's debug pages).
+handler400 = "governance.api.errors.bad_request"
+handler403 = "governance.api.errors.permission_denied"
+handler404 = "governance.api.errors.not_found"
+handler500 = "governance.api.errors.server_error"

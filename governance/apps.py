@@ -7,4 +7,4 @@ class GovernanceConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers the deployment checks)
-        from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from .api import errors, schema  # noqa: F401  (server-error reporting; the OpenAPI auth extension)

@@ -29,6 +29,8 @@ DECISION_LATENCY = Histogram("aegis_decision_latency_seconds", "Time to decide a
 CALIBRATION_PROPOSALS = Counter("aegis_calibration_proposals_total", "Calibration proposal steps", ["status"])
 WORKFLOW_TRANSITIONS = Counter("aegis_workflow_transitions_total", "Workflow transitions", ["workflow_type"])
 HTTP_REQUESTS = Counter("aegis_http_requests_total", "HTTP requests", ["method", "status"])
+SERVER_ERRORS = Counter("aegis_server_errors_total", "Requests answered 500 by an unhandled exception",
+                        ["exception"])
 HTTP_LATENCY = Histogram("aegis_http_request_duration_seconds", "HTTP request duration", ["method"])
 
 

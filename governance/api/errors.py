@@ -1,18 +1,35 @@
-"""JSON error bodies `{error, code, request_id}` for every failure, never DRF's bare
-`{"detail": …}` nor an HTML page (API.md, "Transport rules")."""
+"""JSON error bodies `{error, code, request_id}` for every failure on a client-facing or
+/api/ path, never DRF's bare `{"detail": …}` nor an HTML page (API.md, "Transport rules");
+HTML error pages in the project's look for the browser pages; every server error logged."""
 
 from __future__ import annotations
 
 import logging
+import sys
 
-from django.http import JsonResponse
+from django.core.signals import got_request_exception
+from django.dispatch import receiver
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template import loader
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from ..fields import DecryptionError
+from ..metrics import SERVER_ERRORS
 from .middleware import request_id_of
 
 logger = logging.getLogger("aegis.api")
+server_error_logger = logging.getLogger("aegis.server_errors")
+
+# The browser's part of the site; every other path is client-facing or API and answers JSON.
+PAGE_PREFIXES = ("/admin/", "/accounts/", "/workflows/", "/decisions/", "/calibration/", "/drift/",
+                 "/telemetry/", "/static/")
+
+
+def is_page_path(path: str) -> bool:
+    """A browser page (HTML errors) rather than a client-facing or API path (JSON errors)."""
+    return path == "/" or path.startswith(PAGE_PREFIXES)
 
 
 class ApiError(Exception):
@@ -89,6 +106,11 @@ def exception_handler(exc, context):
         for name, value in exc.headers.items():
             response[name] = value
         return response
+    if isinstance(exc, exceptions.AuthenticationFailed) and getattr(request, "axes_locked_out", False):
+        # HTTP Basic with the password of a locked-out user, or from a locked-out address.
+        from ..login_protection import locked_out_json  # not at the top: it imports this module
+
+        return locked_out_json(request)
     for kind, (code_status, code, message) in _DRF_ERRORS.items():
         if isinstance(exc, kind):
             text = message or _flatten_detail(exc.detail)
@@ -98,22 +120,108 @@ def exception_handler(exc, context):
             return response
     if isinstance(exc, exceptions.APIException):
         return Response(error_body(request, _flatten_detail(exc.detail), exc.default_code), status=exc.status_code)
-    logger.exception("unhandled error in %s %s", request.method, request.path)
+    report_server_error(request, (type(exc), exc, exc.__traceback__))
     return Response(error_body(request, "Internal server error", "internal_error"),
                     status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-def json_not_found(request, exception=None):
-    return JsonResponse(error_body(request, f"No such endpoint: {request.path}", "not_found"), status=404)
+def report_server_error(request, exc_info) -> None:
+    """One log line (request id, method, path, exception type) with the traceback, on stderr
+    whatever DEBUG says, and one count in aegis_server_errors_total. No body, no headers: they
+    may hold keys or personal data."""
+    kind = exc_info[0].__name__ if exc_info and exc_info[0] else "unknown"
+    SERVER_ERRORS.labels(exception=kind).inc()
+    server_error_logger.error("Server error %s on %s %s: %s", request_id_of(request) or "(no request id)",
+                              request.method, request.path, kind, exc_info=exc_info)
 
 
-def json_server_error(request):
-    return JsonResponse(error_body(request, "Internal server error", "internal_error"), status=500)
+@receiver(got_request_exception, dispatch_uid="aegis-report-server-error")
+def _report_unhandled_exception(sender, request=None, **kwargs):
+    """Django sends this for every exception it answers with a 500 (views outside DRF,
+    middleware); DRF views report theirs in exception_handler."""
+    if request is not None:
+        report_server_error(request, sys.exc_info())
 
 
-def json_bad_request(request, exception=None):
-    return JsonResponse(error_body(request, "Bad request", "bad_request"), status=400)
+# Status -> (code, message) for error answers an API path gets from outside our views:
+# Django's 404 with DEBUG on, 405 of plain Django views, CSRF's 403, the 500 page.
+_ERROR_TEXTS = {
+    400: ("bad_request", "Bad request"),
+    401: ("invalid_api_key", "Invalid API key"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", None),
+    405: ("method_not_allowed", None),
+    413: ("payload_too_large", "Request body too large"),
+    429: ("rate_limited", "Too many requests"),
+    500: ("internal_error", "Internal server error"),
+}
+# Headers of the replaced answer that still tell the client something.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
-def json_permission_denied(request, exception=None):
-    return JsonResponse(error_body(request, "Forbidden", "forbidden"), status=403)
+def json_error_for_status(request, status_code: int, allow: str = "") -> JsonResponse:
+    code, message = _ERROR_TEXTS.get(status_code, ("error", None))
+    if status_code == 404:
+        message = f"No such endpoint: {request.path}"
+    elif status_code == 405:
+        message = f"Method {request.method} not allowed on {request.path}" + (f"; allowed: {allow}" if allow else "")
+    elif message is None:
+        message = HttpResponse(status=status_code).reason_phrase
+    return JsonResponse(error_body(request, message, code), status=status_code)
+
+
+class JsonErrorsOnApiPathsMiddleware:
+    """The net under every error answer on a client-facing or /api/ path: one that is not
+    JSON (Django's technical 404 and 500 pages with DEBUG on, a plain view's empty 405, the
+    CSRF page) is replaced by the JSON error of the same status. Pages are left alone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code < 400 or is_page_path(request.path_info)
+                or response.get("Content-Type", "").startswith("application/json")):
+            return response
+        replacement = json_error_for_status(request, response.status_code, response.get("Allow", ""))
+        for name in _KEPT_HEADERS:
+            if name in response:
+                replacement[name] = response[name]
+        return replacement
+
+
+def _error_page(template: str, status_code: int, request=None) -> HttpResponse:
+    """The project's page; rendered without the request for 400 and 500, whose cause may be
+    the request or the database that the context processors read."""
+    try:
+        if request is None:
+            return HttpResponse(loader.render_to_string(template), status=status_code)
+        return render(request, template, status=status_code)
+    except Exception:  # a broken template must not turn an error page into a crash
+        server_error_logger.exception("The %s error page could not be rendered", status_code)
+        return HttpResponse(f"{status_code} {HttpResponse(status=status_code).reason_phrase}",
+                            content_type="text/plain", status=status_code)
+
+
+def not_found(request, exception=None):
+    if is_page_path(request.path_info):
+        return _error_page("404.html", 404, request)
+    return json_error_for_status(request, 404)
+
+
+def server_error(request):
+    if is_page_path(request.path_info):
+        return _error_page("500.html", 500)
+    return json_error_for_status(request, 500)
+
+
+def bad_request(request, exception=None):
+    if is_page_path(request.path_info):
+        return _error_page("400.html", 400)
+    return json_error_for_status(request, 400)
+
+
+def permission_denied(request, exception=None):
+    if is_page_path(request.path_info):
+        return _error_page("403.html", 403, request)
+    return json_error_for_status(request, 403)
