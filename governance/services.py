@@ -118,13 +118,15 @@ def _decide(proposal: ProposalInput, customer: Customer | None, now):
 
 
 def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_key: str = "",
-                      now=None) -> dict[str, Any]:
+                      now=None, savepoint: bool = True) -> dict[str, Any]:
     """Decide on a proposal, record it (with its review workflow when a person must act)
-    and count it against the tenant's quota; returns the Decision JSON."""
+    and count it against the tenant's quota; returns the Decision JSON. `savepoint=False`
+    spares the nested transaction's SAVEPOINT and RELEASE for a caller whose transaction
+    rolls back whole on any error (the /evaluate view's Idempotency-Key transaction)."""
     actor = (decisions.key_actor(ctx.api_key) if ctx.api_key is not None else
              Actor(name=f"tenant:{ctx.customer.customer_id}", roles=frozenset({Role.INTEGRATION})))
     decision = _evaluate(ctx, proposal, actor=actor, idempotency_key=idempotency_key, always_open_workflow=False,
-                         now=now)
+                         now=now, savepoint=savepoint)
     return {**decision.response, **decisions.review_fields(decision, override=None)}
 
 
@@ -142,12 +144,12 @@ def submit_proposal(proposal: ProposalInput, *, actor: Actor, customer: Customer
 
 
 def _evaluate(ctx: CallContext, proposal: ProposalInput, *, actor: Actor, idempotency_key: str,
-              always_open_workflow: bool, now=None) -> Decision:
+              always_open_workflow: bool, now=None, savepoint: bool = True) -> Decision:
     started = time.perf_counter()
     now = now or timezone.now()
     month = month_of(now)
     customer = ctx.customer
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         engine_decision, drift = _decide(proposal, customer, now)
         body = engine_decision.to_dict()
         decision = decisions.record(

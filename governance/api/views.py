@@ -116,7 +116,7 @@ class EvaluateView(ClientApiView):
         ctx = self.context(request)
         key = request.headers.get("Idempotency-Key") or ""
         return self.idempotent(request, data, lambda: (
-            200, services.evaluate_proposal(ctx, proposal, idempotency_key=key)))
+            200, services.evaluate_proposal(ctx, proposal, idempotency_key=key, savepoint=False)))
 
 
 class SandboxEvaluateView(APIView):
