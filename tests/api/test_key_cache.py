@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from clock_support import fake_monotonic
 from api_support import ApiClient, assert_json_error
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
@@ -20,21 +21,9 @@ from governance.api import auth
 from governance.models import ApiKey, Customer
 
 
-class Clock:
-    """time.monotonic for governance.api.auth, moved by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    fake = Clock()
-    monkeypatch.setattr(auth.time, "monotonic", fake)
-    return fake
+    return fake_monotonic(monkeypatch, auth)
 
 
 def key_queries(client: ApiClient) -> int:

@@ -6,6 +6,7 @@ stored by another process (no signal here) within the cache time."""
 from __future__ import annotations
 
 import pytest
+from clock_support import fake_monotonic
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -13,19 +14,9 @@ from calibration import versions
 from calibration.models import ConfigurationVersion
 
 
-class Clock:
-    def __init__(self):
-        self.now = 500.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    fake = Clock()
-    monkeypatch.setattr(versions.time, "monotonic", fake)
-    return fake
+    return fake_monotonic(monkeypatch, versions)
 
 
 def next_version(*, signal: bool) -> int:
