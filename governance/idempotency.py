@@ -46,14 +46,19 @@ def _stale_after() -> timedelta:
 
 
 def run_idempotent(customer: Customer, method: str, path: str, key: str | None, data: Any,
-                   work: Callable[[], tuple[int, dict[str, Any]]]) -> Outcome:
+                   work: Callable[[], tuple[int, dict[str, Any]]],
+                   last: Callable[[], None] | None = None) -> Outcome:
     """Run `work` once per key. The outcome is stored in the same transaction as the work,
     so there is one commit per request. A fresh key (the usual case) costs no lookup: the
     unique constraint finds an earlier request, whose work then rolls back, and the answer
-    is the earlier outcome (also when the work itself refused, e.g. an exhausted quota)."""
+    is the earlier outcome (also when the work itself refused, e.g. an exhausted quota).
+    `last` runs after the key's record, as the transaction's last write."""
     if not key:
         with transaction.atomic():
-            return Outcome(*work())
+            outcome = Outcome(*work())
+            if last is not None:
+                last()
+            return outcome
     if len(key) > MAX_KEY_LENGTH:
         raise ApiError(400, "invalid_idempotency_key", f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters")
     scope = {"customer": customer, "method": method, "path": path, "key": key}
@@ -64,6 +69,8 @@ def run_idempotent(customer: Customer, method: str, path: str, key: str | None, 
                 status, body = work()
                 rows.insert(IdempotencyRecord(request_hash=fingerprint, created_at=timezone.now(), completed=True,
                                               response_status=status, response_body=body, **scope))
+                if last is not None:
+                    last()
             return Outcome(status, body)
         except (IntegrityError, ApiError) as error:
             replay = _earlier_outcome(scope, fingerprint)

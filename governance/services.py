@@ -81,11 +81,14 @@ def _count_call(customer: Customer, month: str, kind: str, channel: str) -> int:
         return next(count for row_channel, count in cursor.fetchall() if row_channel == UsageCounter.ALL_CHANNELS)
 
 
-def _count_evaluation(customer: Customer, month: str, channel: str) -> None:
-    """Count the evaluation and enforce the monthly quota (429 *without* Retry-After:
-    retrying will not help). Going over raises inside the call's transaction, which rolls
-    the call and its count back."""
-    used = _count_call(customer, month, UsageCounter.Kind.EVALUATION, channel)
+def count_evaluation(ctx: CallContext, now) -> None:
+    """Count a tenant's evaluation made at `now` and enforce the monthly quota (429
+    *without* Retry-After: retrying will not help). Going over raises inside the call's
+    transaction, which rolls the call and its count back. Make it the transaction's last
+    write: the counter rows stay locked until commit, so the tenant's concurrent calls wait
+    only for that commit, not for a whole evaluation."""
+    customer, month = ctx.customer, month_of(now)
+    used = _count_call(customer, month, UsageCounter.Kind.EVALUATION, ctx.channel)
     if used > customer.tier.monthly_evaluations:
         raise ApiError(429, "quota_exceeded",
                        f"Monthly quota of {customer.tier.monthly_evaluations} evaluations for {month} is used up")
@@ -118,15 +121,18 @@ def _decide(proposal: ProposalInput, customer: Customer | None, now):
 
 
 def evaluate_proposal(ctx: CallContext, proposal: ProposalInput, *, idempotency_key: str = "",
-                      now=None, savepoint: bool = True) -> dict[str, Any]:
+                      now=None, caller_counts: bool = False) -> dict[str, Any]:
     """Decide on a proposal, record it (with its review workflow when a person must act)
-    and count it against the tenant's quota; returns the Decision JSON. `savepoint=False`
-    spares the nested transaction's SAVEPOINT and RELEASE for a caller whose transaction
-    rolls back whole on any error (the /evaluate view's Idempotency-Key transaction)."""
+    and count it against the tenant's quota; returns the Decision JSON.
+
+    `caller_counts=True` is for a caller that runs this in its own transaction, which rolls
+    back whole on any error, and calls `count_evaluation(ctx, now)` as that transaction's
+    last write (the /evaluate view, after the Idempotency-Key's record): no savepoint is
+    needed then, and the tenant's counter rows are locked only for the final commit."""
     actor = (decisions.key_actor(ctx.api_key) if ctx.api_key is not None else
              Actor(name=f"tenant:{ctx.customer.customer_id}", roles=frozenset({Role.INTEGRATION})))
     decision = _evaluate(ctx, proposal, actor=actor, idempotency_key=idempotency_key, always_open_workflow=False,
-                         now=now, savepoint=savepoint)
+                         now=now, count=not caller_counts)
     return {**decision.response, **decisions.review_fields(decision, override=None)}
 
 
@@ -144,12 +150,11 @@ def submit_proposal(proposal: ProposalInput, *, actor: Actor, customer: Customer
 
 
 def _evaluate(ctx: CallContext, proposal: ProposalInput, *, actor: Actor, idempotency_key: str,
-              always_open_workflow: bool, now=None, savepoint: bool = True) -> Decision:
+              always_open_workflow: bool, now=None, count: bool = True) -> Decision:
     started = time.perf_counter()
     now = now or timezone.now()
-    month = month_of(now)
     customer = ctx.customer
-    with transaction.atomic(savepoint=savepoint):
+    with transaction.atomic(savepoint=count):
         engine_decision, drift = _decide(proposal, customer, now)
         body = engine_decision.to_dict()
         decision = decisions.record(
@@ -164,10 +169,8 @@ def _evaluate(ctx: CallContext, proposal: ProposalInput, *, actor: Actor, idempo
                    "workflow_id": str(decision.workflow.workflow_id) if decision.workflow else None,
                    "gates": {name: gate["passed"] for name, gate in body["gates"].items()},
                    "latency_seconds": time.perf_counter() - started})
-        if customer is not None:
-            # Last: the counter rows stay locked until commit, so the tenant's concurrent
-            # calls wait only for this one's commit, not for its whole evaluation.
-            _count_evaluation(customer, month, ctx.channel)
+        if customer is not None and count:
+            count_evaluation(ctx, now)
     return decision
 
 

@@ -70,9 +70,9 @@ class ClientApiView(APIView):
         return services.CallContext(customer=request.user.customer, api_key=request.user.api_key,
                                     channel=channel_of(request), request_id=request_id_of(request))
 
-    def idempotent(self, request: Request, data: Any, work) -> Response:
+    def idempotent(self, request: Request, data: Any, work, last=None) -> Response:
         outcome = run_idempotent(request.user.customer, request.method, request.path,
-                                 request.headers.get("Idempotency-Key"), data, work)
+                                 request.headers.get("Idempotency-Key"), data, work, last)
         response = Response(outcome.body, status=outcome.status)
         if outcome.replayed:
             response["X-AEGIS-Idempotent-Replayed"] = "true"
@@ -115,8 +115,11 @@ class EvaluateView(ClientApiView):
             raise input_error(exc) from None
         ctx = self.context(request)
         key = request.headers.get("Idempotency-Key") or ""
-        return self.idempotent(request, data, lambda: (
-            200, services.evaluate_proposal(ctx, proposal, idempotency_key=key, savepoint=False)))
+        now = services.timezone.now()  # one moment for the decision and its month's count
+        return self.idempotent(
+            request, data,
+            lambda: (200, services.evaluate_proposal(ctx, proposal, idempotency_key=key, now=now, caller_counts=True)),
+            last=lambda: services.count_evaluation(ctx, now))
 
 
 class SandboxEvaluateView(APIView):
