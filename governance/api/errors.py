@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -28,6 +30,17 @@ class ApiError(Exception):
 
 def error_body(request, message: str, code: str) -> dict:
     return {"error": message, "code": code, "request_id": request_id_of(request)}
+
+
+def error_response(request, error: ApiError) -> JsonResponse:
+    """An ApiError answered outside DRF (middleware, Django's error handlers)."""
+    return JsonResponse(error_body(request, error.message, error.code), status=error.status_code)
+
+
+def body_too_large(declared_bytes: int | None) -> ApiError:
+    size = "" if declared_bytes is None else f"of {declared_bytes:,} bytes "
+    return ApiError(413, "payload_too_large", f"The request body {size}is over the limit of "
+                                              f"{settings.AEGIS_MAX_BODY_BYTES:,} bytes")
 
 
 def _flatten_detail(detail) -> str:
@@ -112,6 +125,10 @@ def json_server_error(request):
 
 
 def json_bad_request(request, exception=None):
+    """Django's limits on the number of form or query fields name the limit; anything else
+    stays a plain "Bad request"."""
+    if isinstance(exception, (TooManyFieldsSent, TooManyFilesSent)):
+        return JsonResponse(error_body(request, str(exception), "too_many_fields"), status=400)
     return JsonResponse(error_body(request, "Bad request", "bad_request"), status=400)
 
 
