@@ -5,12 +5,15 @@
   megabytes. (Django reads no further than Content-Length, and a body without one as empty.)
 - A NUL character in the path, a query parameter, a header or a form field: 400 naming
   where. No client has a reason to send one, and PostgreSQL cannot store it in a text
-  column, so letting it through ends in a 500 wherever it reaches a query.
+  column, so letting it through ends in a 500 wherever it reaches a query. (JSON bodies
+  are checked by their parser, `governance.json_limits`; API views parse no forms, so
+  theirs are left unread for DRF to refuse with 415.)
 """
 
 from __future__ import annotations
 
 from django.conf import settings
+from rest_framework.views import APIView
 
 from .errors import ApiError, body_too_large, error_response
 
@@ -28,7 +31,7 @@ def _declared_length(request) -> int | None:
         return None  # Django reads such a body as empty
 
 
-def _nul_in_request(request) -> ApiError | None:
+def _nul_in_url_or_headers(request) -> ApiError | None:
     if "\x00" in request.path:
         return _nul_refusal("The URL path")
     for name, values in request.GET.lists():
@@ -39,15 +42,18 @@ def _nul_in_request(request) -> ApiError | None:
     for key, value in request.META.items():
         if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
             return _nul_refusal(f"Header {key[5:].replace('_', '-').title()}")
-    if request.method == "POST" and request.content_type in FORM_CONTENT_TYPES:
-        for name, values in request.POST.lists():
-            if "\x00" in name:
-                return _nul_refusal("A form field name")
-            if any("\x00" in value for value in values):
-                return _nul_refusal(f"Form field {name!r}")
-        for name, files in request.FILES.lists():
-            if "\x00" in name or any("\x00" in (upload.name or "") for upload in files):
-                return _nul_refusal(f"Uploaded file {name!r}")
+    return None
+
+
+def _nul_in_form(request) -> ApiError | None:
+    for name, values in request.POST.lists():
+        if "\x00" in name:
+            return _nul_refusal("A form field name")
+        if any("\x00" in value for value in values):
+            return _nul_refusal(f"Form field {name!r}")
+    for name, files in request.FILES.lists():
+        if "\x00" in name or any("\x00" in (upload.name or "") for upload in files):
+            return _nul_refusal(f"Uploaded file {name!r}")
     return None
 
 
@@ -59,7 +65,14 @@ class RequestGuardMiddleware:
         declared = _declared_length(request)
         if declared is not None and declared > settings.AEGIS_MAX_BODY_BYTES:
             return error_response(request, body_too_large(declared))
-        refusal = _nul_in_request(request)
+        refusal = _nul_in_url_or_headers(request)
         if refusal is not None:
             return error_response(request, refusal)
         return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        is_api_view = isinstance(getattr(view_func, "cls", None), type) and issubclass(view_func.cls, APIView)
+        if is_api_view or request.method != "POST" or request.content_type not in FORM_CONTENT_TYPES:
+            return None
+        refusal = _nul_in_form(request)
+        return None if refusal is None else error_response(request, refusal)
