@@ -2,7 +2,8 @@
 
 - A body whose Content-Length is over AEGIS_MAX_BODY_BYTES: 413, answered before a byte of
   it is read, so an anonymous client cannot make a worker read and hold hundreds of
-  megabytes. (Django reads no further than Content-Length, and a body without one as empty.)
+  megabytes. Django reads no further than Content-Length, and a body without one as empty;
+  so a chunked body (no Content-Length) is a 411, not silently taken for an empty one.
 - A NUL character in the path, a query parameter, a header or a form field: 400 naming
   where. No client has a reason to send one, and PostgreSQL cannot store it in a text
   column, so letting it through ends in a 500 wherever it reaches a query. (JSON bodies
@@ -65,6 +66,9 @@ class RequestGuardMiddleware:
         declared = _declared_length(request)
         if declared is not None and declared > settings.AEGIS_MAX_BODY_BYTES:
             return error_response(request, body_too_large(declared))
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return error_response(request, ApiError(411, "length_required", "A request body needs a Content-Length "
+                                                                            "header; chunked bodies are not accepted"))
         refusal = _nul_in_url_or_headers(request)
         if refusal is not None:
             return error_response(request, refusal)

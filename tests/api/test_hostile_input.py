@@ -262,6 +262,15 @@ def test_a_body_declared_over_the_limit_is_a_413_before_anyone_reads_it(tenant, 
     assert SandboxUsage.objects.count() == 0
 
 
+def test_a_chunked_body_is_a_411_instead_of_being_read_as_empty(anon):
+    response = anon.post("/sandbox/evaluate", EXAMPLE_A, HTTP_TRANSFER_ENCODING="chunked")
+
+    error = assert_json_error(response, 411)
+    assert error["code"] == "length_required"
+    assert "Content-Length" in error["error"]
+    assert SandboxUsage.objects.count() == 0
+
+
 def test_the_body_limit_is_a_setting_and_counts_bytes(api, settings):
     body = json.dumps(EXAMPLE_A).encode()
     settings.AEGIS_MAX_BODY_BYTES = len(body)

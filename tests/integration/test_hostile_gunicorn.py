@@ -23,6 +23,7 @@ from process_support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DECLARED_BYTES = 200 * 1024 * 1024
+PROPOSAL_TEXT = json.dumps(PROPOSAL).encode()
 
 
 def deep(depth: int) -> str:
@@ -108,6 +109,11 @@ def test_hostile_requests_get_4xx_json_from_gunicorn(server):
     assert status == 413, body
     assert body["code"] == "payload_too_large" and "8,388,608 bytes" in body["error"]
     assert seconds < 5
+
+    chunked = (b"POST /sandbox/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+    status, body, _ = send_head_and_wait(port, chunked, b"%x\r\n%s\r\n0\r\n\r\n" % (len(PROPOSAL_TEXT), PROPOSAL_TEXT))
+    assert (status, body["code"]) == (411, "length_required"), body
 
     assert answers(port), "the worker died"
     assert Decision.objects.count() == 0
