@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -41,7 +42,7 @@ def parse_baseline_file(content: bytes, filename: str) -> list[float]:
         raise DriftError(f"{filename}: not a UTF-8 text file") from None
     if text.lstrip().startswith("["):
         try:
-            data = loads_strict(text)
+            data = loads_strict(text, max_depth=settings.AEGIS_JSON_MAX_DEPTH)
         except JsonInputError as exc:
             raise DriftError(f"{filename}: {exc.message}") from None
         except ValueError as exc:
