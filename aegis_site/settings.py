@@ -79,6 +79,7 @@ MIDDLEWARE = [
     # Outside everything that can answer an error, so no API path ever answers an HTML one.
     "governance.api.errors.JsonErrorsOnApiPathsMiddleware",
     "governance.metrics.RequestMetricsMiddleware",
+    "governance.api.request_guard.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Right after the HTTPS redirect: static files are answered before sessions or auth run.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -231,6 +232,17 @@ AEGIS_OVERRIDE_EXPIRY_HOURS = env_int("AEGIS_OVERRIDE_EXPIRY_HOURS", 24)
 # /metrics: open to loopback clients; with a token, to anyone presenting it as a bearer token.
 AEGIS_METRICS_TOKEN = os.environ.get("AEGIS_METRICS_TOKEN", "")
 
+# Hostile input (docs/decisions.md): a request body over this many bytes is refused with 413
+# before it is read (8 MiB: both drift arrays of an /evaluate body full, 100,000 values each
+# at full float precision, fit with room to spare); Django's own limit on form data is the
+# same. JSON bodies may nest arrays and objects at most AEGIS_JSON_MAX_DEPTH levels.
+AEGIS_MAX_BODY_BYTES = env_int("AEGIS_MAX_BODY_BYTES", 8 * 1024 * 1024)
+AEGIS_JSON_MAX_DEPTH = env_int("AEGIS_JSON_MAX_DEPTH", 32)
+if AEGIS_MAX_BODY_BYTES < 1 or AEGIS_JSON_MAX_DEPTH < 2:
+    raise ImproperlyConfigured("AEGIS_MAX_BODY_BYTES must be at least 1 and AEGIS_JSON_MAX_DEPTH at least 2 "
+                               f"(a body with metadata), got {AEGIS_MAX_BODY_BYTES} and {AEGIS_JSON_MAX_DEPTH}")
+DATA_UPLOAD_MAX_MEMORY_SIZE = AEGIS_MAX_BODY_BYTES
+
 # Backups written by `aegis_backup` and the daily task.
 BACKUP_DIR = Path(os.environ.get("BACKUP_DIR") or BASE_DIR / "backups")
 
@@ -283,6 +295,8 @@ REST_FRAMEWORK = {
         "governance.api.auth.ApiKeyAuthentication",
     ],
     "EXCEPTION_HANDLER": "governance.api.errors.exception_handler",
+    # JSON only, with the limits of docs/decisions.md "Hostile input", on every API view.
+    "DEFAULT_PARSER_CLASSES": ["governance.api.parsers.JSONBodyParser"],
 }
 
 SPECTACULAR_SETTINGS = {

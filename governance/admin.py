@@ -3,9 +3,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.db import models
+from django.utils.html import format_html
 
 from . import services
 from .api.errors import ApiError
+from .json_limits import display_json
 from .models import ApiKey, Customer, Decision, DecisionSeal, DriftBaseline, DriftReport, TelemetryEvent, Tier
 
 
@@ -39,8 +42,33 @@ class SortableByAdmin(admin.ModelAdmin):
         return SortableByChangeList
 
 
+def _is_json(field) -> bool:
+    return isinstance(field, models.JSONField) or getattr(field, "value_type", None) == "json"
+
+
+def _json_shown(field):
+    """A read-only admin field showing a stored JSON value as indented text, however deep
+    (`display_json`): Django would show it with repr() or the json encoder, which recurse
+    and fail on data stored before the depth limit."""
+    def shown(obj):
+        value = getattr(obj, field.name)
+        if value in (None, "", {}, []):
+            return "-"
+        return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', display_json(value))
+
+    shown.__name__ = field.name
+    shown.short_description = field.verbose_name
+    return shown
+
+
 class ReadOnlyAdmin(SortableByAdmin):
-    """For records nobody edits by hand (decisions, audit trail, versions, telemetry)."""
+    """For records nobody edits by hand (decisions, audit trail, versions, telemetry).
+    JSON fields are shown through `_json_shown`."""
+
+    def get_fields(self, request, obj=None):
+        json_fields = {field.name: field for field in self.model._meta.concrete_fields if _is_json(field)}
+        return [_json_shown(json_fields[name]) if isinstance(name, str) and name in json_fields else name
+                for name in super().get_fields(request, obj)]
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -26,6 +26,7 @@ from .engine.contract import (
     load_yaml_mapping,
     migrate_config,
 )
+from .json_limits import JsonInputError, loads_strict
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -125,7 +126,9 @@ def _read_json_input(source: str) -> Any:
         raise ContractError(f"{source}: cannot read file ({exc})") from None
     name = "standard input" if source == "-" else source
     try:
-        return json.loads(text, parse_constant=float)
+        return loads_strict(text)
+    except JsonInputError as exc:
+        raise ContractError(f"{name}: {exc.message}") from None
     except ValueError as exc:
         raise ContractError(f"{name}: not valid JSON ({exc})") from None
 
@@ -140,7 +143,9 @@ def _read_numbers(source: str) -> list[Any]:
         raise ContractError(f"{source}: cannot read file ({exc})") from None
     if text.lstrip().startswith("["):
         try:
-            return json.loads(text, parse_constant=float)
+            return loads_strict(text)
+        except JsonInputError as exc:
+            raise ContractError(f"{source}: {exc.message}") from None
         except ValueError as exc:
             raise ContractError(f"{source}: not a valid JSON array ({exc})") from None
     values: list[Any] = []

@@ -16,7 +16,6 @@ row read (keyset cursor on (created_at, id), like the telemetry page).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from datetime import timezone as dt_timezone
@@ -43,6 +42,7 @@ from . import decisions
 from .engine.decide import STATUSES
 from .engine.gates import GATE_NAMES
 from .engine.inputs import IMPACT_LEVELS
+from .json_limits import display_json
 from .models import Customer, Decision
 from .telemetry_views import KeysetPagedForm, encode_cursor
 
@@ -329,8 +329,7 @@ def _inputs(decision: Decision) -> dict[str, Any]:
     ]
     return {"numbers": [(label, name, _number(value)) for label, name, value in numbers],
             "flags": [(label, name, _number(value)) for label, name, value in flags],
-            "metadata": json.dumps(decision.metadata, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-            if decision.metadata else ""}
+            "metadata": display_json(decision.metadata) if decision.metadata else ""}
 
 
 def _gates(response: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from workflows.machines import Actor
 
 from .engine.drift import DriftMonitor
 from .engine.inputs import DRIFT_MAX_VALUES
+from .json_limits import JsonInputError, loads_strict
 from .models import Customer, Decision, DriftBaseline, DriftReport
 from .telemetry import Event, emit
 
@@ -41,7 +42,9 @@ def parse_baseline_file(content: bytes, filename: str) -> list[float]:
         raise DriftError(f"{filename}: not a UTF-8 text file") from None
     if text.lstrip().startswith("["):
         try:
-            data = json.loads(text, parse_constant=float)
+            data = loads_strict(text, max_depth=settings.AEGIS_JSON_MAX_DEPTH)
+        except JsonInputError as exc:
+            raise DriftError(f"{filename}: {exc.message}") from None
         except ValueError as exc:
             raise DriftError(f"{filename}: not a valid JSON array ({exc})") from None
         return [_number(value, f"{filename}: item {i}") for i, value in enumerate(data, start=1)]

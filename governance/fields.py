@@ -24,6 +24,8 @@ from django.db import models
 from fernet_fields import EncryptedField as FernetField
 from fernet_fields.hkdf import derive_fernet_key
 
+from .json_limits import on_fresh_stack
+
 VALUE_TYPES = ("str", "bytes", "json")
 
 
@@ -73,7 +75,12 @@ def encode_value(value: Any, value_type: str) -> bytes:
             raise TypeError(f"expected bytes, got {type(value).__name__}")
         payload = base64.b64encode(bytes(value))
     else:
-        payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        options = {"ensure_ascii": False, "separators": (",", ":"), "allow_nan": False}
+        try:
+            text = json.dumps(value, **options)
+        except RecursionError:  # deep data stored before the depth limit (governance.json_limits)
+            text = on_fresh_stack(json.dumps, value, **options)
+        payload = text.encode("utf-8")
     return value_type.encode("ascii") + b":" + payload
 
 
@@ -85,7 +92,11 @@ def decode_value(plaintext: bytes) -> Any:
     if kind == "bytes":
         return base64.b64decode(payload)
     if kind == "json":
-        return json.loads(payload.decode("utf-8"))
+        text = payload.decode("utf-8")
+        try:
+            return json.loads(text)
+        except RecursionError:  # deep data stored before the depth limit (governance.json_limits)
+            return on_fresh_stack(json.loads, text)
     raise DecryptionError(f"unknown value_type {kind!r} in an encrypted value")
 
 

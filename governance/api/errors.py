@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.signals import got_request_exception
 from django.dispatch import receiver
 from django.http import HttpResponse, JsonResponse
@@ -45,6 +47,17 @@ class ApiError(Exception):
 
 def error_body(request, message: str, code: str) -> dict:
     return {"error": message, "code": code, "request_id": request_id_of(request)}
+
+
+def error_response(request, error: ApiError) -> JsonResponse:
+    """An ApiError answered outside DRF (middleware, Django's error handlers)."""
+    return JsonResponse(error_body(request, error.message, error.code), status=error.status_code)
+
+
+def body_too_large(declared_bytes: int | None) -> ApiError:
+    size = "" if declared_bytes is None else f"of {declared_bytes:,} bytes "
+    return ApiError(413, "payload_too_large", f"The request body {size}is over the limit of "
+                                              f"{settings.AEGIS_MAX_BODY_BYTES:,} bytes")
 
 
 def _flatten_detail(detail) -> str:
@@ -218,6 +231,8 @@ def server_error(request):
 def bad_request(request, exception=None):
     if is_page_path(request.path_info):
         return _error_page("400.html", 400)
+    if isinstance(exception, (TooManyFieldsSent, TooManyFilesSent)):  # Django's limit, named
+        return JsonResponse(error_body(request, str(exception), "too_many_fields"), status=400)
     return json_error_for_status(request, 400)
 
 

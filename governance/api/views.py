@@ -25,11 +25,21 @@ from workflows.services import WorkflowError
 from .auth import ApiKeyAuthentication
 from .errors import ApiError
 from .middleware import request_id_of
-from .parsers import JSONBodyParser
 
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# ASCII digits only (\d also matches other scripts' digits); matched with fullmatch, since
+# `$` would also accept a trailing newline.
+MONTH_PATTERN = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 DECISIONS_DEFAULT_LIMIT = 50
 DECISIONS_MAX_LIMIT = 500
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """(year, month number) of a `YYYY-MM` month; year 0000 is refused, as no date has it."""
+    match = MONTH_PATTERN.fullmatch(month)
+    if match is None or int(match[1]) < 1:
+        raise ApiError(400, "invalid_request",
+                       f"month must be YYYY-MM with a year from 0001 to 9999 and a month from 01 to 12, got {month!r}")
+    return int(match[1]), int(match[2])
 
 
 def input_error(exc: InputError) -> ApiError:
@@ -59,7 +69,6 @@ class ClientApiView(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
-    parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
 
     def initial(self, request, *args, **kwargs):
@@ -125,7 +134,6 @@ class EvaluateView(ClientApiView):
 class SandboxEvaluateView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT,
@@ -190,8 +198,8 @@ class UsageView(ClientApiView):
     def get(self, request, month: str | None = None):
         if month is None:
             month = services.month_of(services.timezone.now())
-        elif not MONTH_PATTERN.match(month):
-            raise ApiError(400, "invalid_request", f"month must be YYYY-MM, got {month!r}")
+        else:
+            parse_month(month)
         return Response(services.usage_report(request.user.customer, month))
 
 
@@ -252,9 +260,7 @@ class DecisionsView(ClientApiView):
         decisions = Decision.objects.filter(customer=request.user.customer)
         month = request.query_params.get("month")
         if month:
-            if not MONTH_PATTERN.match(month):
-                raise ApiError(400, "invalid_request", f"month must be YYYY-MM, got {month!r}")
-            year, number = map(int, month.split("-"))
+            year, number = parse_month(month)
             decisions = decisions.filter(created_at__year=year, created_at__month=number)
         rows = list(decisions[: int(raw_limit)])
         return Response({"decisions": decision_verbs.as_json(rows)})
