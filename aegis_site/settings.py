@@ -204,7 +204,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Redis redelivers an unacknowledged task after this many seconds (a killed worker's task).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Workers look for such tasks every 10 s (unacked_restore_throttle 1; kombu's default only
+# acts on every tenth look, so a dead worker's task could wait ~100 s more).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+                                   "unacked_restore_throttle": 1}
 # Backups the daily task keeps in BACKUP_DIR.
 AEGIS_BACKUP_KEEP = env_int("AEGIS_BACKUP_KEEP", 7)
 

@@ -4,11 +4,14 @@ worker killed mid-way) finishes the work exactly once."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from governance import sealing
@@ -20,15 +23,50 @@ from .persistence.models import BackupRun, ChainVerificationRun
 
 BACKUP_PATTERN = "aegis-backup-*.json.gz"
 FAILURES_KEPT = 50
+# PostgreSQL advisory lock key of the scheduled backup (any fixed 64-bit number).
+BACKUP_LOCK_KEY = int.from_bytes(hashlib.sha256(b"aegis.scheduled-backup").digest()[:8], "big", signed=True)
+BACKUP_LOCK_FILE = ".aegis-backup.lock"
 
 
 def scheduled_backup_path(day: date) -> Path:
     return Path(settings.BACKUP_DIR) / f"aegis-backup-{day.isoformat()}.json.gz"
 
 
+@contextmanager
+def exclusive_backup():
+    """Held while a scheduled backup is written. Two deliveries of the task can run at once
+    on two workers (a backup that outlives the broker's visibility timeout is handed out
+    again; so is a task of a worker presumed dead): the second waits here, then finds the
+    day done. Whoever holds it and dies, even by SIGKILL, releases it with its process.
+    PostgreSQL: a session advisory lock, shared by every machine. SQLite (one machine): an
+    flock on a file in BACKUP_DIR."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [BACKUP_LOCK_KEY])
+        try:
+            yield
+        finally:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [BACKUP_LOCK_KEY])
+            except DatabaseError:
+                pass  # the connection is gone, and the lock with its session
+        return
+    directory = Path(settings.BACKUP_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / BACKUP_LOCK_FILE, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def run_scheduled_backup(day: date) -> BackupRun:
     """Write `day`'s backup once (a finished run is returned as it is), then keep only the
     newest AEGIS_BACKUP_KEEP scheduled backups."""
+    with exclusive_backup():
+        return _run_scheduled_backup(day)
+
+
+def _run_scheduled_backup(day: date) -> BackupRun:
     path = scheduled_backup_path(day)
     with transaction.atomic():
         run, _ = BackupRun.objects.select_for_update().get_or_create(day=day, defaults={"path": str(path)})

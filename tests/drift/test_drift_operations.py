@@ -5,11 +5,13 @@ run whose failure every staff page shows (id="audit-alert")."""
 from __future__ import annotations
 
 import os
+import threading
 import time as time_module
 from datetime import date, timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test.utils import override_settings
 
 from governance.engine.inputs import parse_proposal
@@ -19,6 +21,8 @@ from workflows import operations, services as workflow_services, tasks as workfl
 from workflows.machines import Actor
 from workflows.persistence.models import BackupRun, ChainVerificationRun, WorkflowTransition
 from governance import services as governance_services
+from governance.models import TelemetryEvent
+from governance.telemetry import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +35,8 @@ def _name(day: date) -> str:
 
 
 def _files(directory) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
+    """The files in BACKUP_DIR, without the lock file concurrent backups take on SQLite."""
+    return sorted(p.name for p in directory.iterdir() if p.name != operations.BACKUP_LOCK_FILE)
 
 
 @pytest.fixture
@@ -125,6 +130,55 @@ def test_stale_partial_files_are_removed_and_a_fresh_one_is_kept(backup_dir):
     assert not stale.exists() and not finished.exists()
     assert in_progress.exists()
     assert _files(backup_dir) == sorted([_name(day) for day in NINE_DAYS[2:]] + [in_progress.name])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_at_once_write_the_day_once(backup_dir, monkeypatch):
+    """Two workers may run the same day's task at once (a slow backup outlives the broker's
+    visibility timeout and is handed out again). The second waits for the first, then
+    returns its run: one write, one file, one backup.succeeded event. Before, both passed
+    the "already succeeded?" check and wrote into the same .partial file together."""
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("an in-memory SQLite database is not shared between threads")
+    writing, release = threading.Event(), threading.Event()
+    writes, results, errors = [], [], []
+    real = operations.write_backup
+
+    def slow_write(path):
+        writes.append(path)
+        writing.set()
+        assert release.wait(timeout=30)
+        return real(path)
+
+    monkeypatch.setattr(operations, "write_backup", slow_write)
+
+    def deliver():
+        try:
+            results.append(operations.run_scheduled_backup(FIRST))
+        except BaseException as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    first, second = threading.Thread(target=deliver), threading.Thread(target=deliver)
+    first.start()
+    assert writing.wait(timeout=30)
+    second.start()
+    second.join(timeout=1.5)
+    try:
+        assert second.is_alive(), "the second delivery did not wait for the backup being written"
+        assert len(writes) == 1
+    finally:
+        release.set()
+        first.join(timeout=60)
+        second.join(timeout=60)
+
+    assert errors == [] and len(results) == 2
+    assert len(writes) == 1, "the day was written twice"
+    assert {run.outcome for run in results} == {BackupRun.Outcome.SUCCEEDED}
+    assert results[0].pk == results[1].pk and results[0].sha256 == results[1].sha256
+    assert _files(backup_dir) == [_name(FIRST)]
+    assert TelemetryEvent.objects.filter(name=Event.BACKUP_SUCCEEDED).count() == 1
 
 
 # --- chain verification and the staff banner ------------------------------------------------------

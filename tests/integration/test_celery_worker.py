@@ -26,17 +26,10 @@ from celery import Celery
 from aegis_site.celery import app as celery_app
 from governance.models import Customer, DriftBaseline, DriftReport, Tier
 from workflows.backup import check_backup
-from workflows.chain import checkpoint_hash, transition_hash
-from workflows.operations import scheduled_backup_path
-from workflows.persistence.models import (
-    GENESIS_HASH,
-    BackupRun,
-    ChainVerificationRun,
-    WorkflowCheckpoint,
-    WorkflowInstance,
-    WorkflowTransition,
-)
+from workflows.operations import BACKUP_LOCK_FILE, scheduled_backup_path
+from workflows.persistence.models import BackupRun, ChainVerificationRun
 from process_support import free_port, wait_for
+from seed_support import make_workflows
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -129,32 +122,6 @@ def start_worker(redis_url, tmp_path):
         worker.stop()
 
 
-def make_workflows(count: int, transitions: int = 5) -> None:
-    """Valid chained workflows written in bulk (fast), so a backup takes a while."""
-    now = __import__("django.utils.timezone", fromlist=["now"]).now()
-    instances = WorkflowInstance.objects.bulk_create(
-        WorkflowInstance(workflow_type="consensus", current_state="voting", status="active",
-                         state_data={"n": i}, version=transitions) for i in range(count))
-    rows, checkpoints = [], []
-    for instance in WorkflowInstance.objects.filter(version=transitions).only("id", "workflow_id"):
-        prev = GENESIS_HASH
-        for seq in range(1, transitions + 1):
-            fields = dict(workflow_id=instance.workflow_id, seq=seq, from_state="voting" if seq > 1 else "",
-                          to_state="voting", triggered_by="bench", reason="", payload={"event": "vote"},
-                          created_at=now, prev_hash=prev)
-            digest = transition_hash(**fields)
-            rows.append(WorkflowTransition(workflow_id=instance.id, hash=digest,
-                                           **{k: v for k, v in fields.items() if k != "workflow_id"}))
-            prev = digest
-        data = {"workflow_id": str(instance.workflow_id), "workflow_type": "consensus", "current_state": "voting",
-                "status": "active", "state_data": {"n": 0}, "version": transitions}
-        checkpoints.append(WorkflowCheckpoint(workflow_id=instance.id, seq=transitions, checkpoint_data=data,
-                                              hash=checkpoint_hash(data), created_at=now, created_by="bench"))
-    WorkflowTransition.objects.bulk_create(rows, batch_size=2000)
-    WorkflowCheckpoint.objects.bulk_create(checkpoints, batch_size=2000)
-    assert len(instances) == count
-
-
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_task_round_trips_through_redis_and_a_real_worker(start_worker, client):
     worker = start_worker()
@@ -203,7 +170,7 @@ def test_a_worker_killed_mid_backup_is_replaced_and_the_backup_happens_exactly_o
     wait_for(lambda: BackupRun.objects.filter(day=day, outcome=BackupRun.Outcome.SUCCEEDED).exists(), 300,
              "the redelivered backup task to finish")
     time.sleep(VISIBILITY_TIMEOUT + 1)  # a duplicate delivery would show up by now
-    files = sorted(p.name for p in start_worker.backup_dir.iterdir())
+    files = sorted(p.name for p in start_worker.backup_dir.iterdir() if p.name != BACKUP_LOCK_FILE)
     assert files == [final], files
     assert BackupRun.objects.filter(day=day).count() == 1
     manifest = check_backup(start_worker.backup_dir / final)
