@@ -35,23 +35,29 @@ def _declared_length(request) -> int | None:
 def _nul_in_url_or_headers(request) -> ApiError | None:
     if "\x00" in request.path:
         return _nul_refusal("The URL path")
-    for name, values in request.GET.lists():
-        if "\x00" in name:
-            return _nul_refusal("A query parameter name")
-        if any("\x00" in value for value in values):
-            return _nul_refusal(f"Query parameter {name!r}")
+    refusal = _nul_in_fields(request.GET, "query parameter")
+    if refusal is not None:
+        return refusal
     for key, value in request.META.items():
         if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
             return _nul_refusal(f"Header {key[5:].replace('_', '-').title()}")
     return None
 
 
-def _nul_in_form(request) -> ApiError | None:
-    for name, values in request.POST.lists():
+def _nul_in_fields(fields, kind: str) -> ApiError | None:
+    """A NUL in the names or values of query parameters or form fields (a QueryDict)."""
+    for name, values in fields.lists():
         if "\x00" in name:
-            return _nul_refusal("A form field name")
+            return _nul_refusal(f"A {kind} name")
         if any("\x00" in value for value in values):
-            return _nul_refusal(f"Form field {name!r}")
+            return _nul_refusal(f"{kind[0].upper()}{kind[1:]} {name!r}")
+    return None
+
+
+def _nul_in_form(request) -> ApiError | None:
+    refusal = _nul_in_fields(request.POST, "form field")
+    if refusal is not None:
+        return refusal
     for name, files in request.FILES.lists():
         if "\x00" in name or any("\x00" in (upload.name or "") for upload in files):
             return _nul_refusal(f"Uploaded file {name!r}")

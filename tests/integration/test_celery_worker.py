@@ -8,9 +8,7 @@ Debian's `redis-server`); it never skips them.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from celery import Celery
 
@@ -28,11 +25,9 @@ from governance.models import Customer, DriftBaseline, DriftReport, Tier
 from workflows.backup import check_backup
 from workflows.operations import BACKUP_LOCK_FILE, scheduled_backup_path
 from workflows.persistence.models import BackupRun, ChainVerificationRun
-from process_support import free_port, wait_for
+from process_support import ROOT, running_redis, wait_for
 from seed_support import make_workflows
 
-ROOT = Path(__file__).resolve().parents[2]
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 VISIBILITY_TIMEOUT = 3  # seconds before Redis hands an unacknowledged task to another worker
 WORKFLOWS = 5000
 
@@ -43,24 +38,8 @@ def redis_url(tmp_path_factory):
     if os.environ.get("AEGIS_TEST_REDIS_URL"):
         yield os.environ["AEGIS_TEST_REDIS_URL"]
         return
-    assert os.path.exists(REDIS), "these tests need Debian's redis-server (apt-get install redis-server)"
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def answers():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    wait_for(answers, 10, "redis-server to listen")
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,19 +9,15 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from test_metrics_gunicorn import PROPOSAL, answers, database_url, stop
+from test_metrics_gunicorn import PROPOSAL
 
 from governance import services
 from governance.models import ApiKey, Decision, Tier
-from process_support import free_port, wait_for
+from process_support import answers, database_url, free_port, start_gunicorn, stop, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 DECLARED_BYTES = 200 * 1024 * 1024
 PROPOSAL_TEXT = json.dumps(PROPOSAL).encode()
 
@@ -61,11 +57,7 @@ def server(tmp_path):
     env.update({"DJANGO_SETTINGS_MODULE": "aegis_site.test_settings", "DATABASE_URL": database_url(),
                 "SECURE_SSL_REDIRECT": "0", "TMPDIR": str(tmp_path)})
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "aegis_site/gunicorn.conf.py", "--workers", "1",
-             "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = start_gunicorn(env, log_path, workers=1, port=port)
     try:
         wait_for(lambda: answers(port) or process.poll() is not None, 60, "gunicorn to answer")
         assert process.poll() is None, log_path.read_text()

@@ -9,17 +9,15 @@ database, as the other integration tests do.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_metrics_gunicorn import ROOT, answers, database_url, per_process, request, stop
+from test_metrics_gunicorn import per_process
 
 from governance import services
 from governance.models import Tier
-from process_support import free_port, wait_for
+from process_support import answers, database_url, free_port, request, start_gunicorn, stop, wait_for
 
 WORKERS = 3
 REQUESTS = 60  # per round, on fresh connections: every worker answers some
@@ -43,11 +41,7 @@ def test_a_revoked_key_stops_working_on_every_worker_within_5_seconds(tmp_path):
            "SECURE_SSL_REDIRECT": "0", "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
     env.pop("AEGIS_API_KEY_CACHE_SECONDS", None)  # the default
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "aegis_site/gunicorn.conf.py", "--workers", str(WORKERS),
-             "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = start_gunicorn(env, log_path, workers=WORKERS, port=port)
     try:
         wait_for(lambda: answers(port) or server.poll() is not None, 60, "gunicorn to answer")
         assert server.poll() is None, log_path.read_text()

@@ -7,25 +7,21 @@ The server uses the test database, as the Celery worker of test_celery_worker.py
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from governance import services
 from governance.models import Tier
-from process_support import free_port, wait_for
+from process_support import answers, database_url, free_port, request, start_gunicorn, stop, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 EVALUATIONS = 16
 CONCURRENCY = 4  # requests in flight at once: more than one sync worker has to answer
 # ENGINE.md §7 example A, as the API tests send it.
@@ -40,33 +36,6 @@ PROPOSAL = {
     "complexity_score": 0.8,
     "quality_score": 0.85,
 }
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-def request(port: int, method: str, path: str, body: dict | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """One request on a fresh connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(method, path, body=None if body is None else json.dumps(body),
-                     headers={"Content-Type": "application/json", "Connection": "close", **(headers or {})})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def answers(port: int) -> bool:
-    try:
-        return request(port, "GET", "/health")[0] == 200
-    except OSError:
-        return False
 
 
 def totals(text: str) -> dict[str, float]:
@@ -88,18 +57,6 @@ def per_process(directory: Path, sample_name: str, **labels: str) -> dict[int, f
                     if sample.name == sample_name and labels.items() <= sample.labels.items())
         result[int(path.stem.split("_")[1])] = value
     return result
-
-
-def stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (gunicorn then exits cleanly), SIGKILL if it hangs."""
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -124,11 +81,7 @@ def test_metrics_add_up_all_gunicorn_workers(tmp_path, metrics_dir):
         assert list(directory.glob("counter_*.db"))
 
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "aegis_site/gunicorn.conf.py", "--workers", "2",
-             "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = start_gunicorn(env, log_path, workers=2, port=port)
     try:
         wait_for(lambda: answers(port) or server.poll() is not None, 60, "gunicorn to answer")
         assert server.poll() is None, log_path.read_text()

@@ -28,7 +28,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from process_support import free_port, wait_for
+from process_support import free_port, running_redis, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +55,6 @@ SEEDED_WORKFLOWS = 3000  # history enough that writing the daily backup takes se
 SEAL_EVERY = 10  # seconds between sealing runs (5 minutes in production): sealing under load
 VISIBILITY_TIMEOUT = 5  # seconds before Redis hands a dead worker's task to another worker
 BACKUP_LEAD = 2  # the backup comes due this many seconds before the middle of the run
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 # --- services -------------------------------------------------------------------------------
@@ -115,22 +113,8 @@ def profile_database(postgres_server):
 @pytest.fixture
 def redis_server(tmp_path):
     """A redis-server of its own: the Celery queues must hold this deployment's tasks only."""
-    assert os.path.exists(REDIS), "the production profile needs Redis (Debian: apt-get install redis-server)"
-    port = free_port()
-    server = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def answers():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    wait_for(answers, 10, "redis-server to listen")
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(timeout=10)
+    with running_redis(tmp_path) as url:
+        yield url
 
 
 # --- processes --------------------------------------------------------------------------------

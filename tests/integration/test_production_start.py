@@ -24,10 +24,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from process_support import free_port, wait_for
-from test_metrics_gunicorn import database_url, stop
+from process_support import ROOT, database_url, free_port, start_gunicorn, stop, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 BEHIND_TLS_PROXY = {"X-Forwarded-Proto": "https"}
 
 
@@ -67,12 +65,8 @@ def test_the_documented_production_start_serves_static_files_errors_and_logs(tmp
 
     port = free_port()
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "aegis_site/gunicorn.conf.py", "--workers", "2",
-             "--bind", f"127.0.0.1:{port}", "--pythonpath", "tests/serving"],
-            cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "serving_settings"},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = start_gunicorn({**env, "DJANGO_SETTINGS_MODULE": "serving_settings"}, log_path, workers=2, port=port,
+                            extra=("--pythonpath", "tests/serving"))
     try:
         def probe():
             try:
