@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,7 +21,8 @@ from governance.models import Tier
 from process_support import answers, database_url, free_port, request, start_gunicorn, stop, wait_for
 
 WORKERS = 3
-REQUESTS = 60  # per round, on fresh connections: every worker answers some
+REQUESTS = 60  # per round, on fresh connections
+MAX_ROUNDS = 20  # which worker accepts is the kernel's choice: rounds until every one has answered
 REVOCATION_DEADLINE = 5.0
 
 
@@ -29,6 +31,19 @@ def statuses(port: int, plaintext: str) -> list[int]:
         return list(pool.map(lambda _: request(port, "GET", "/customer/profile",
                                                headers={"Authorization": f"Bearer {plaintext}"})[0],
                              range(REQUESTS)))
+
+
+def until_every_worker_answered(port: int, plaintext: str, metrics: Path, status: str) -> tuple[list[int], dict]:
+    """Statuses of rounds of requests, sent until every worker counted one answered `status`."""
+    before = per_process(metrics, "aegis_http_requests_total", status=status)
+    seen, answered = [], {}
+    for _ in range(MAX_ROUNDS):
+        seen += statuses(port, plaintext)
+        after = per_process(metrics, "aegis_http_requests_total", status=status)
+        answered = {pid: n - before.get(pid, 0) for pid, n in after.items()}
+        if len([pid for pid, n in answered.items() if n > 0]) == WORKERS:
+            break
+    return seen, answered
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -47,10 +62,8 @@ def test_a_revoked_key_stops_working_on_every_worker_within_5_seconds(tmp_path):
         assert server.poll() is None, log_path.read_text()
         wait_for(lambda: len(list(metrics.glob("histogram_*.db"))) >= WORKERS, 60, "every worker to load the app")
 
-        before = per_process(metrics, "aegis_http_requests_total", status="200")  # /health probes
-        assert statuses(port, plaintext) == [200] * REQUESTS
-        after = per_process(metrics, "aegis_http_requests_total", status="200")
-        warmed = {pid: n - before.get(pid, 0) for pid, n in after.items()}
+        accepted, warmed = until_every_worker_answered(port, plaintext, metrics, "200")  # not /health probes
+        assert accepted == [200] * len(accepted)
         assert len([pid for pid, n in warmed.items() if n > 0]) == WORKERS, \
             f"not every worker has used (and cached) the key: {warmed}"
 
@@ -58,10 +71,9 @@ def test_a_revoked_key_stops_working_on_every_worker_within_5_seconds(tmp_path):
         revoked_at = time.monotonic()
         while time.monotonic() - revoked_at < REVOCATION_DEADLINE:
             time.sleep(0.25)
-        refused = statuses(port, plaintext)
+        refused, answered = until_every_worker_answered(port, plaintext, metrics, "401")
 
-        assert refused == [401] * REQUESTS, f"{refused.count(200)} requests still accepted 5 s after revocation"
-        answered = per_process(metrics, "aegis_http_requests_total", status="401")
+        assert refused == [401] * len(refused), f"{refused.count(200)} requests still accepted 5 s after revocation"
         assert len([pid for pid, n in answered.items() if n > 0]) == WORKERS, \
             f"not every worker was asked after the revocation: {answered}"
     finally:
