@@ -17,7 +17,7 @@ from django.utils import timezone
 from calibration.versions import active_config
 from workflows.machines import Actor
 
-from .engine.drift import DriftMonitor
+from .engine.drift import DriftMonitor, NullThresholds, null_thresholds
 from .engine.inputs import DRIFT_MAX_VALUES
 from .json_limits import JsonInputError, loads_strict
 from .models import Customer, Decision, DriftBaseline, DriftReport
@@ -157,13 +157,13 @@ def sustained(reports: list[DriftReport], days: int) -> bool:
         (newest[i].day - newest[i + 1].day).days == 1 for i in range(days - 1))
 
 
-def suggested_taus(kl_history: list[float]) -> tuple[float, float]:
-    """tau_warning and tau_critical from the 90th and 99th percentiles of daily KL,
-    kept strictly ordered."""
-    warning, critical = (float(v) for v in np.percentile(np.asarray(kl_history, dtype=float), [90, 99]))
-    warning = round(max(warning, 1e-4), 4)
-    critical = round(max(critical, warning * 1.05, warning + 1e-4), 4)
-    return warning, critical
+def suggested_taus(report: DriftReport, bins: int) -> NullThresholds:
+    """tau_warning / tau_critical from the null distribution of the report's baseline at
+    the report's sample size: what KL looks like with no drift, never the drifted days
+    themselves (engine.drift.null_thresholds). Seeded by baseline and day, so the same
+    report always suggests the same values."""
+    return null_thresholds(report.baseline.values, report.n_current, bins=bins,
+                           seed=(report.baseline_id, report.day.toordinal()))
 
 
 def open_recalibration_if_sustained(customer: Customer):
@@ -174,20 +174,28 @@ def open_recalibration_if_sustained(customer: Customer):
     from calibration.models import CalibrationProposal
 
     _, config = active_config()
-    reports = list(DriftReport.objects.filter(customer=customer).order_by("-day")[: config.drift_sustained_days])
+    reports = list(DriftReport.objects.filter(customer=customer).select_related("baseline")
+                   .order_by("-day")[: config.drift_sustained_days])
     if not sustained(reports, config.drift_sustained_days):
         return None
     open_proposals = CalibrationProposal.objects.filter(workflow__current_state__in=calibration_services.OPEN_STATES)
     if any(p.proposed_by == DRIFT_MONITOR_ACTOR for p in open_proposals.iterator()):  # encrypted: no SQL lookup
         return None
-    history = list(DriftReport.objects.filter(customer=customer).values_list("kl_divergence", flat=True))
-    warning, critical = suggested_taus(history)
+    suggested = suggested_taus(reports[0], config.kl_bins)
+    warning, critical = suggested.tau_warning, suggested.tau_critical
     if (warning, critical) == (config.tau_warning, config.tau_critical):
         return None
     evidence = ", ".join(f"{r.day}: KL {r.kl_divergence:.4f} ({r.status})" for r in reversed(reports))
-    justification = (f"Sustained drift for {customer.name}: {config.drift_sustained_days} consecutive daily reports "
-                     f"at warning or worse ({evidence}). Suggested from {len(history)} daily KL values: "
-                     f"tau_warning = 90th percentile = {warning:g}, tau_critical = 99th percentile = {critical:g}.")
+    justification = (
+        f"Sustained drift for {customer.name}: {config.drift_sustained_days} consecutive daily reports at warning "
+        f"or worse ({evidence}). Suggested thresholds from the null distribution (KL without drift): "
+        f"{suggested.repeats:,} pairs of samples drawn from the baseline's histogram, a baseline of "
+        f"n = {suggested.n_baseline} and a day of n = {suggested.n_current} (the newest report's sample size), "
+        f"measured like the daily check ({suggested.bins} bins, +0.5 per bin); "
+        f"90th percentile {suggested.warning_percentile_kl:.6g} → tau_warning {warning:g} "
+        f"(now {config.tau_warning:g}), 99th percentile {suggested.critical_percentile_kl:.6g} → tau_critical "
+        f"{critical:g} (now {config.tau_critical:g}). With these, about 10 % of days without drift would warn and "
+        f"1 % would be critical. If the drift is real, a new baseline is the remedy, not higher thresholds.")
     actor = Actor(name=DRIFT_MONITOR_ACTOR, roles=frozenset())
     if warning != config.tau_warning:
         companions = {"tau_critical": critical} if critical != config.tau_critical else None

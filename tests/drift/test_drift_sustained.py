@@ -1,6 +1,7 @@
 """Sustained drift (PLATFORM.md §6): kl_drift.sustained_days consecutive warning-or-worse
 daily reports open ONE calibration proposal from `drift-monitor`, suggesting tau_warning /
-tau_critical from the 90th / 99th percentiles of the daily KL history; never a second one
+tau_critical from the 90th / 99th percentiles of the baseline's null distribution (KL with no
+drift, at the newest report's sample size), never from the drifted days; never a second one
 while one is open; never applied without a human Risk Lead.
 
 Every report here is made by `run_drift_report` from real decisions: the tenant has 60
@@ -20,6 +21,7 @@ from calibration import services as calibration_services
 from calibration.versions import active_config, active_version_number
 from governance import drift
 from governance.drift import DRIFT_MONITOR_ACTOR
+from governance.engine import classify, null_thresholds
 from governance.models import DriftReport
 from test_drift_support import *  # noqa: F401,F403
 from test_drift_support import (BASELINE_SETTER, NOBODY, RISK, drift_proposals, https_client, make_decisions,
@@ -76,19 +78,26 @@ def test_three_consecutive_warning_or_worse_days_open_exactly_one_proposal_with_
 
     proposal = drift_proposals().get()
     assert proposal.proposed_by == DRIFT_MONITOR_ACTOR and state_of(proposal) == "proposed"
-    # The suggestion: 90th / 99th percentiles of the daily KL history (numpy, linear).
-    history = [first.kl_divergence, second.kl_divergence, third.kl_divergence]
-    p90, p99 = np.percentile(history, [90, 99])
-    assert p99 > 1.05 * p90  # so no ordering adjustment applies: the percentiles themselves
+    # The suggestion: the null distribution of the third day's baseline at its sample size.
+    expected = null_thresholds(BASELINE, third.n_current, bins=20, seed=(third.baseline_id, third.day.toordinal()))
+    assert third.n_current == 60 + 130 and expected.n_baseline == 200
     assert proposal.parameter == "tau_warning"
     assert proposal.current_value == 0.3
-    assert proposal.proposed_value == round(p90, 4)
-    assert proposal.companion_changes == {"tau_critical": {"from": 0.5, "to": round(p99, 4)}}
-    assert proposal.proposed_value < proposal.companion_changes["tau_critical"]["to"]
-    # The justification carries the evidence: the days and their KL values.
+    assert proposal.proposed_value == expected.tau_warning
+    assert proposal.companion_changes == {"tau_critical": {"from": 0.5, "to": expected.tau_critical}}
+    assert expected.warning_percentile_kl <= proposal.proposed_value < expected.tau_critical
+    # Thresholds of the undrifted behaviour keep seeing the drift that was found.
+    for report in (first, second, third):
+        assert classify(report.kl_divergence, expected.tau_warning, expected.tau_critical) == "critical"
+    # The justification carries the evidence (days and KL values) and the method with its numbers.
     for report in (first, second, third):
         assert f"{report.day}: KL {report.kl_divergence:.4f} ({report.status})" in proposal.justification
     assert "Drifting" in proposal.justification
+    for text in ("null distribution", "10,000 pairs of samples", "baseline of n = 200", "day of n = 190",
+                 "20 bins", f"90th percentile {expected.warning_percentile_kl:.6g} → tau_warning "
+                 f"{expected.tau_warning:g} (now 0.3)", f"99th percentile {expected.critical_percentile_kl:.6g} → "
+                 f"tau_critical {expected.tau_critical:g} (now 0.5)"):
+        assert text in proposal.justification
     # Never applied without a human.
     assert active_version_number() == version_before
     assert proposal.applied_version is None
@@ -111,14 +120,10 @@ def test_two_warnings_a_normal_day_then_warnings_trigger_only_on_the_third_conse
     sixth = tenant.day(6, 36)
     assert sixth.status == "critical"
     proposal = drift_proposals().get()
-    history = list(DriftReport.objects.filter(customer=tenant.customer).values_list("kl_divergence", flat=True))
-    assert len(history) == 6
-    p90, p99 = np.percentile(history, [90, 99])
-    warning = proposal.proposed_value
-    critical = proposal.companion_changes["tau_critical"]["to"]
-    assert warning == round(p90, 4)
-    # p99 is within 5 % of p90 here: tau_critical is kept strictly above (× 1.05).
-    assert critical == round(max(p99, warning * 1.05), 4) and warning < critical
+    # The newest report's baseline (the original again) and sample size, not the history.
+    expected = null_thresholds(BASELINE, sixth.n_current, bins=20, seed=(sixth.baseline_id, sixth.day.toordinal()))
+    assert proposal.proposed_value == expected.tau_warning
+    assert proposal.companion_changes["tau_critical"]["to"] == expected.tau_critical
     # The evidence names the three consecutive days only.
     for n in (4, 5, 6):
         assert str(DAY0 + timedelta(days=n)) in proposal.justification
@@ -190,7 +195,7 @@ def test_the_auto_proposal_needs_a_risk_lead_other_than_drift_monitor(tenant):
     assert report.config_version == applied.version
 
 
-def test_sustained_and_suggested_taus_units():
+def test_sustained_units():
     class R:
         def __init__(self, day, status):
             self.day, self.status = day, status
@@ -202,12 +207,14 @@ def test_sustained_and_suggested_taus_units():
     assert not drift.sustained([streak[0], R(d + timedelta(days=1), "normal"), streak[2]], 3)
     assert not drift.sustained([streak[0], streak[1], R(d - timedelta(days=1), "warning")], 3)  # a gap
     assert drift.sustained(streak[:1], 1)
-    history = [0.1, 0.2, 0.3, 0.4, 2.0]
-    warning, critical = drift.suggested_taus(history)
-    p90, p99 = np.percentile(history, [90, 99])
-    assert (warning, critical) == (round(p90, 4), round(p99, 4)) and warning < critical
-    flat_warning, flat_critical = drift.suggested_taus([0.4, 0.4, 0.4])
-    assert flat_warning == 0.4 and flat_critical == round(0.4 * 1.05, 4)
+
+
+def test_suggested_taus_are_reproducible_per_baseline_and_day(tenant):
+    reports = [tenant.day(n, 28) for n in (1, 2)]
+    first, again = (drift.suggested_taus(reports[0], 20) for _ in range(2))
+    assert first == again
+    assert drift.suggested_taus(reports[1], 20).warning_percentile_kl != first.warning_percentile_kl  # another day
+    assert (first.n_current, first.n_baseline, first.bins) == (reports[0].n_current, 200, 20)
 
 
 def test_the_auto_proposal_is_in_the_risk_leads_queue_for_review(tenant, make_user):
