@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from governance.engine import CALIBRATABLE_PARAMETERS, AegisConfig, ConfigError, evaluate_batch
 from governance.engine.decide import STATUSES
+from governance.engine.drift import classify
 from governance.engine.replay import REPLAY_FIELDS, unpack_replay
 from governance.models import Decision, DriftReport
 from governance.telemetry import Event, emit
@@ -35,6 +37,7 @@ STEP_EVENTS = {"approve": Event.CALIBRATION_APPROVED, "reject": Event.CALIBRATIO
 # What the pages and the admin say once a step is done.
 STEP_DONE = {"approve": "Approved", "reject": "Rejected", "apply": "Applied", "withdraw": "Withdrawn"}
 PREVIEW_EXAMPLES = 5
+PREVIEW_DRIFT_REPORTS = 200  # listed in a preview; the counts cover every report of the window
 
 
 class CalibrationError(Exception):
@@ -257,6 +260,28 @@ def _stale_siblings(applied: CalibrationProposal, version: ConfigurationVersion,
 # --- impact preview -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class DriftReportChange:
+    """A stored drift report whose status the proposed thresholds would change."""
+
+    customer_id: str
+    tenant: str
+    day: Any
+    kl_divergence: float
+    before: str
+    after: str
+
+    @property
+    def url(self) -> str:
+        """The tenant's drift page, where the report is."""
+        return reverse("drift:tenant", args=[self.customer_id])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "customer_id": self.customer_id, "day": self.day.isoformat(),
+                "kl_divergence": round(self.kl_divergence, 4), "from": self.before, "to": self.after,
+                "url": self.url}
+
+
+@dataclass(frozen=True)
 class ImpactPreview:
     parameter: str
     current_value: float
@@ -267,23 +292,63 @@ class ImpactPreview:
     changes: dict[str, int]  # "proceed → halt": count
     examples: dict[str, list[str]]  # "proceed → halt": decision ids
     seconds: float
+    drift_reports: int  # stored reports of the window, re-judged on their KL
+    drift_changes: dict[str, int]  # "warning → normal": count
+    drift_examples: list[DriftReportChange]  # newest first, at most PREVIEW_DRIFT_REPORTS
 
     @property
     def rows(self) -> list[tuple[str, int, list[str]]]:
         """(change, count, example decision ids), largest first."""
         return [(change, count, self.examples.get(change, [])) for change, count in self.changes.items()]
 
+    @property
+    def drift_changed(self) -> int:
+        return sum(self.drift_changes.values())
+
+    @property
+    def total_changed(self) -> int:
+        return self.changed + self.drift_changed
+
     def as_dict(self) -> dict[str, Any]:
         return {"parameter": self.parameter, "current_value": self.current_value,
                 "proposed_value": self.proposed_value, "window_days": self.window_days,
                 "decisions": self.decisions, "changed": self.changed, "changes": self.changes,
-                "examples": self.examples, "seconds": round(self.seconds, 3)}
+                "examples": self.examples, "total_changed": self.total_changed,
+                "drift_reports": {"reports": self.drift_reports, "changed": self.drift_changed,
+                                  "changes": self.drift_changes,
+                                  "listed": [row.as_dict() for row in self.drift_examples]},
+                "seconds": round(self.seconds, 3)}
+
+
+def drift_report_changes(config: AegisConfig, proposed: AegisConfig, since) -> tuple[int, Counter, list]:
+    """(reports of the window since `since`, change counts, changed reports newest first):
+    every stored drift report re-judged on its KL under the active and the proposed
+    thresholds, by the engine's own rule, in one query."""
+    rows = (DriftReport.objects.filter(day__gte=since.date()).order_by("-day", "customer__name")
+            .values_list("customer__customer_id", "customer__name", "day", "kl_divergence"))
+    counts: Counter[str] = Counter()
+    changed: list[DriftReportChange] = []
+    total = 0
+    for customer_id, name, day, kl in rows:
+        total += 1
+        before = classify(kl, config.tau_warning, config.tau_critical)
+        after = classify(kl, proposed.tau_warning, proposed.tau_critical)
+        if before != after:
+            counts[f"{before} → {after}"] += 1
+            if len(changed) < PREVIEW_DRIFT_REPORTS:
+                changed.append(DriftReportChange(customer_id, name, day, kl, before, after))
+    return total, counts, changed
+
+
+def window_start(window_days: int, now=None):
+    """Where the replay window of the last `window_days` begins."""
+    return (now or timezone.now()) - timedelta(days=window_days)
 
 
 def load_replay_window(window_days: int, *, now=None) -> tuple[np.ndarray, bytes]:
     """(decision primary keys, concatenated replay vectors) of the non-shadow decisions of
     the last `window_days`, straight from the database."""
-    since = (now or timezone.now()) - timedelta(days=window_days)
+    since = window_start(window_days, now)
     query = Decision.objects.filter(created_at__gte=since, shadow=False).order_by().values_list("id", "replay_vector")
     sql, params = query.query.sql_with_params()
     ids: list[int] = []
@@ -298,7 +363,8 @@ def load_replay_window(window_days: int, *, now=None) -> tuple[np.ndarray, bytes
 
 def preview_change(parameter: Any, new_value: Any, *, now=None, companions: dict[str, Any] | None = None) -> ImpactPreview:
     """Re-decide the last kl_window_days of decisions under the active config and under
-    the proposed one (batch engine), and count the statuses that would change."""
+    the proposed one (batch engine), re-judge the window's stored drift reports on their
+    KL under both thresholds, and count the statuses that would change."""
     started = timezone.now()
     version, config = active_config()
     parameter, value, proposed_config = validate_change(parameter, new_value, base=config, companions=companions)
@@ -318,10 +384,13 @@ def preview_change(parameter: Any, new_value: Any, *, now=None, companions: dict
             sample = ids[moved[pairs == code][:PREVIEW_EXAMPLES]]
             examples[label] = [str(d) for d in Decision.objects.filter(id__in=sample.tolist())
                                .values_list("decision_id", flat=True)]
+    drift_reports, drift_changes, drift_examples = drift_report_changes(
+        config, proposed_config, window_start(config.kl_window_days, now))
     seconds = (timezone.now() - started).total_seconds()
     return ImpactPreview(parameter, getattr(config, parameter), value, config.kl_window_days, int(len(ids)),
                          sum(changes.values()), dict(sorted(changes.items(), key=lambda kv: -kv[1])),
-                         examples, seconds)
+                         examples, seconds, drift_reports, dict(sorted(drift_changes.items(), key=lambda kv: -kv[1])),
+                         drift_examples)
 
 
 def preview(proposal_id, *, now=None) -> ImpactPreview:
@@ -363,7 +432,4 @@ def drift_history(days: int = 90, *, now=None) -> list[tuple[Any, float, str]]:
             day = created_at.date()
             daily[day] = max(kl, daily.get(day, 0.0))
 
-    def status(kl: float) -> str:
-        return "critical" if kl >= config.tau_critical else "warning" if kl >= config.tau_warning else "normal"
-
-    return [(day, kl, status(kl)) for day, kl in sorted(daily.items())]
+    return [(day, kl, classify(kl, config.tau_warning, config.tau_critical)) for day, kl in sorted(daily.items())]
