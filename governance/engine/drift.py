@@ -28,7 +28,7 @@ THRESHOLD_DIGITS = 4  # significant digits of a suggested threshold (rounded up)
 def classify(kl: float, tau_warning: float, tau_critical: float) -> str:
     """The drift status of a KL divergence: critical at or above tau_critical, warning at
     or above tau_warning, else normal. The one place this rule lives: the daily check,
-    the impact preview and the charts all call it."""
+    the impact preview and the review page's drift history all call it."""
     if kl >= tau_critical:
         return CRITICAL
     if kl >= tau_warning:
