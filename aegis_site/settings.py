@@ -176,7 +176,7 @@ STORAGES = {
 }
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "/"  # for staff; workflows.home.SignInView sends anyone else to /workflows/
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Background jobs: without REDIS_URL every task runs eagerly in process, so the app needs

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
 from governance import decisions as decision_verbs
@@ -73,3 +75,11 @@ def home(request):
         "waiting": waiting_rows(request), "recent": recent_halts_and_escalations(),
         "recent_days": RECENT_DAYS, "recent_limit": RECENT_LIMIT, "drift": drift_by_tenant(),
         "verification": latest_verification(), "backup": BackupRun.objects.order_by("-day").first()})
+
+
+class SignInView(LoginView):
+    """Signing in lands staff on the home page, anyone else (who may not open it) on their
+    inbox, unless the sign-in asked for another page (`next`)."""
+
+    def get_default_redirect_url(self):
+        return reverse("home" if self.request.user.is_staff else "workflows:inbox")

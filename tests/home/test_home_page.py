@@ -80,8 +80,14 @@ def test_a_non_staff_user_is_told_that_staff_status_is_missing(users):
         home(request)
 
 
-def test_signing_in_lands_on_the_home_page():
-    assert settings.LOGIN_REDIRECT_URL == "/"
+@pytest.mark.parametrize("kind, landing", [(STAFF, "/"), (RISK_LEAD, "/"), (NOT_STAFF, "/workflows/")])
+def test_signing_in_lands_staff_on_the_home_page_and_others_on_their_inbox(users, kind, landing):
+    user = users[kind]
+    user.set_password("Correct-Horse-Battery-9")
+    user.save()
+    response = SecureClient().post("/accounts/login/", {"username": user.username,
+                                                        "password": "Correct-Horse-Battery-9"})
+    assert response.status_code == 302 and response["Location"] == landing
 
 
 # --- what waits for whom --------------------------------------------------------------------
