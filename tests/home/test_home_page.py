@@ -21,6 +21,7 @@ from workflows import waiting
 from workflows.home import home
 from workflows.operations import verify_all_chains
 from workflows.persistence.models import BackupRun
+from workflows.services import actor_for
 
 pytestmark = pytest.mark.django_db
 
@@ -299,6 +300,6 @@ def test_the_workflow_page_of_a_calibration_links_to_its_review_page(client_for,
     assert "data-event=" not in html  # no form that would be refused
 
 
-def test_waiting_is_the_same_for_the_inbox_home_and_count(users, items):
-    actor = waiting.services.actor_for(users[SECURITY_LEAD])
+def test_waiting_for_lists_a_security_leads_items_oldest_first(users, items):
+    actor = actor_for(users[SECURITY_LEAD])
     assert [str(w.workflow_id) for w, _ in waiting.waiting_for(actor)] == ids(items, "override", "vote")
