@@ -109,6 +109,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "workflows.context_processors.audit_alert",
+                "workflows.context_processors.waiting_count",
             ],
         },
     },
@@ -175,7 +176,7 @@ STORAGES = {
 }
 
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/workflows/"
+LOGIN_REDIRECT_URL = "/"  # for staff; workflows.home.SignInView sends anyone else to /workflows/
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Background jobs: without REDIS_URL every task runs eagerly in process, so the app needs

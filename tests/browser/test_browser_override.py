@@ -43,7 +43,7 @@ def approve_from_inbox(page, live_server, override_id, comment, screenshot, firs
     expect(row.locator("td").nth(4)).to_contain_text("Approve")
     screenshot(page, f"override-{first_step:02d}-{who}-inbox")
 
-    row.locator(f"a[href='/workflows/{override_id}/']").click()
+    row.locator(f"a.row-link[href='/workflows/{override_id}/']").click()  # the summary, linked to where one signs
     page.wait_for_url(f"{live_server.url}/workflows/{override_id}/")
     expect(page.locator(APPROVE_BUTTON)).to_have_count(1)
     page.fill("#approve-comment", comment)
@@ -84,9 +84,10 @@ def test_two_custodians_approve_an_override_in_the_browser(browser_page, live_se
     expect(page.locator(APPROVE_FORM)).to_have_count(0)
     expect(page.locator("#current-state")).to_have_text("Partially approved")
     page.goto(f"{live_server.url}/workflows/")
-    row = waiting_row(page, override_id)
-    expect(row).to_have_count(1)  # still open, and the risk lead may still reject it, but not approve
-    expect(row.locator("td").nth(4)).to_have_text("Reject")
+    # signed: no longer waiting for the risk lead (who could still reject it), but for a security lead
+    expect(waiting_row(page, override_id)).to_have_count(0)
+    listed = page.locator(f"h2:has-text('All workflows') ~ table tr:has(a[href='/workflows/{override_id}/'])")
+    expect(listed).to_contain_text("needs a security lead signature")
     screenshot(page, "override-04-risklead-inbox-after-approving")
 
     logout(page)

@@ -399,15 +399,19 @@ def test_workflow_pages_show_the_decision_but_link_it_only_for_staff(decide):
 def test_the_inbox_rows_say_which_decision_and_tenant(client_for, decide):
     escalated = decide(ESCALATE)
     halted = decide(HALT)
-    decisions.request_override(halted.decision_id, actor=actor_for(make_user("rob", Role.RISK_LEAD)),
-                               customer=None, justification="Launch")
+    override = decisions.request_override(halted.decision_id, actor=actor_for(make_user("rob", Role.RISK_LEAD)),
+                                          customer=None, justification="Launch")
     client = client_for(SECURITY_LEAD)
     response = client.get("/workflows/")
     html = response.content.decode()
     waiting = html[:html.index("<h2>All workflows</h2>")]
-    # the security lead is waited for on the override (and may request one on the escalation)
-    assert f'href="/decisions/{halted.decision_id}/" title="Override of: Novel payments router">' in waiting
-    assert f'href="/decisions/{escalated.decision_id}/" title="Novel and big">' in waiting
+    # the security lead is waited for on the override, on its workflow page (where the
+    # signature form is); an escalation waits for a risk lead's review, not for them
+    assert (f'href="/workflows/{override["workflow_id"]}/" class="row-link" '
+            f'title="Override of: Novel payments router">') in waiting
+    assert "needs a risk lead and a security lead signature" in waiting
+    assert f'href="/decisions/{escalated.decision_id}/"' not in waiting
     everything = html[html.index("<h2>All workflows</h2>"):]
-    assert everything.count('<div class="muted" style="font-size:.8rem">Acme Payments</div>') == 3
-    assert f'href="/decisions/{halted.decision_id}/" title="Novel payments router">' in everything
+    assert everything.count('<div class="muted row-tenant" style="font-size:.8rem">Acme Payments</div>') == 3
+    assert f'href="/decisions/{halted.decision_id}/" class="row-link" title="Novel payments router">' in everything
+    assert f'href="/decisions/{escalated.decision_id}/" class="row-link" title="Novel and big">' in everything

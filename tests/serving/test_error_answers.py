@@ -49,7 +49,7 @@ def test_unknown_client_and_api_paths_answer_a_json_404(debug, method, path):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/workflows/no/such/page/", "/calibration/no-such-page/",
+@pytest.mark.parametrize("path", ["/workflows/no/such/page/", "/calibration/no-such-page/",
                                   "/accounts/no-such-page/", "/static/no-such-file.css"])
 def test_unknown_pages_answer_the_project_404_page_not_the_debug_url_list(path):
     response = client().get(path, secure=True)

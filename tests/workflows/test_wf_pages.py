@@ -140,11 +140,10 @@ def test_inbox_lists_what_waits_for_each_user(signed_in):
     approved = submit(PROCEED)
     rita = signed_in("rita").get("/workflows/")
     assert rita.status_code == 200
-    waiting = [w for w, _ in rita.context["waiting"]]
-    assert [w.workflow_id for w in waiting] == [proposal.workflow_id]
+    assert [row.workflow.workflow_id for row in rita.context["waiting"]] == [proposal.workflow_id]
     assert "Approve, Reject, Request override" in rita.content.decode()
     nina = signed_in("nina").get("/workflows/")
-    assert [w.workflow_id for w, _ in nina.context["waiting"]] == [vote.workflow_id]
+    assert [row.workflow.workflow_id for row in nina.context["waiting"]] == [vote.workflow_id]
     listed = {w.workflow_id for w in signed_in("nina").get("/workflows/?status=completed").context["page"]}
     assert listed == {approved.workflow_id}
     listed = {w.workflow_id for w in signed_in("nina").get("/workflows/?type=consensus").context["page"]}
