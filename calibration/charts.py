@@ -62,8 +62,10 @@ def drift_chart_svg(points: list[tuple[date, float, str]], *, tau_warning: float
         for i, (day, kl, status) in enumerate(points):
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(kl):.1f}" r="3.5" fill="{colours.get(status, "#2454c5")}">'
                          f'<title>{day.isoformat()}: KL {kl:.4f} ({escape(status)})</title></circle>')
-        for i in sorted({0, len(points) // 2, len(points) - 1}):
-            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 12}" font-size="11" text-anchor="middle" '
+        last = len(points) - 1
+        for i in sorted({0, len(points) // 2, last}):
+            anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"  # inside the chart
+            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 12}" font-size="11" text-anchor="{anchor}" '
                          f'fill="#5b6475">{points[i][0].isoformat()}</text>')
     else:
         parts.append(f'<text x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" font-size="13" text-anchor="middle" '
