@@ -11,9 +11,10 @@ from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.signals import got_request_exception
 from django.dispatch import receiver
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
 from django.template import loader
+from django.urls import is_valid_path
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -30,8 +31,10 @@ PAGE_PREFIXES = ("/admin/", "/accounts/", "/workflows/", "/decisions/", "/calibr
 
 
 def is_page_path(path: str) -> bool:
-    """A browser page (HTML errors) rather than a client-facing or API path (JSON errors)."""
-    return path == "/" or path.startswith(PAGE_PREFIXES)
+    """A browser page (HTML errors) rather than a client-facing or API path (JSON errors),
+    with or without its trailing slash: APPEND_SLASH is off (API paths are never
+    redirected), so `/telemetry` or `/decisions/<id>` typed without it must still be a page."""
+    return path == "/" or f"{path}/".startswith(PAGE_PREFIXES)
 
 
 class ApiError(Exception):
@@ -186,9 +189,11 @@ def json_error_for_status(request, status_code: int, allow: str = "") -> JsonRes
 class JsonErrorsOnApiPathsMiddleware:
     """The net under every error answer. On a client-facing or /api/ path, one that is not
     JSON (Django's technical 404 and 500 pages with DEBUG on, a plain view's empty 405, the
-    CSRF page) is replaced by the JSON error of the same status. On a page, a 404 that is not
-    the project's page (Django answers a missing id or path with its technical page, URL list
-    included, whenever DEBUG is on, without calling handler404) becomes the project's 404."""
+    CSRF page) is replaced by the JSON error of the same status. On a page, a path missing
+    only its trailing slash is redirected to it (pages only: APPEND_SLASH is off for the API),
+    and a 404 that is not the project's page (Django answers a missing id or path with its
+    technical page, URL list included, whenever DEBUG is on, without calling handler404)
+    becomes the project's 404."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -198,7 +203,12 @@ class JsonErrorsOnApiPathsMiddleware:
         if response.status_code < 400:
             return response
         if is_page_path(request.path_info):
-            if response.status_code == 404 and not getattr(response, "is_project_error_page", False):
+            if response.status_code != 404:
+                return response
+            if request.method in ("GET", "HEAD") and not request.path_info.endswith("/") and is_valid_path(
+                    f"{request.path_info}/", getattr(request, "urlconf", None)):
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+            if not getattr(response, "is_project_error_page", False):
                 return _error_page("404.html", 404, request)
             return response
         if response.get("Content-Type", "").startswith("application/json"):

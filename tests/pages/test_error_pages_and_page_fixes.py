@@ -233,3 +233,26 @@ def test_the_favicon_is_served_and_favicon_ico_does_not_404(debug):
 def test_pages_and_the_admin_link_the_favicon(path):
     page = client_as().get(path, secure=True).content.decode()
     assert re.search(r'<link rel="icon" type="image/svg\+xml" href="/static/aegis/favicon[^"]*\.svg">', page)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", DEBUG_MODES)
+@pytest.mark.parametrize(("path", "target"), [
+    ("/telemetry", "/telemetry/"), (f"/decisions/{MISSING}", f"/decisions/{MISSING}/"),
+    ("/drift/cus_x?from=inbox", "/drift/cus_x/?from=inbox"), ("/calibration/versions", "/calibration/versions/")])
+def test_a_page_typed_without_its_trailing_slash_is_redirected_not_answered_with_json(debug, path, target):
+    """Regression (issue 13): APPEND_SLASH is off for the API, so a page path without its
+    trailing slash was not a "page path" and answered the JSON "No such endpoint"."""
+    browser = client_as(member_of("rita", RISK_LEAD_GROUP))
+    with override_settings(DEBUG=debug):
+        response = browser.get(path, secure=True)
+
+    assert response.status_code == 301 and response["Location"] == target
+
+
+@pytest.mark.django_db
+def test_a_page_path_without_slash_that_matches_nothing_is_the_project_404_and_posts_are_not_redirected():
+    browser = client_as(member_of("rita", RISK_LEAD_GROUP))
+    assert_project_page(browser.get("/decisions/not/a/page", secure=True), 404, b"Page not found (404)")
+    assert_project_page(browser.post("/telemetry", secure=True), 404, b"Page not found (404)")
+    assert browser.get("/api/workflows", secure=True).status_code != 301  # API paths are never redirected
