@@ -92,7 +92,7 @@ class TelemetryFilterForm(KeysetPagedForm):
                 "since": data["since"], "until": data["until"], "before": data["cursor"]}
 
 
-# Event type -> the page (URL name) its subject is the id of; "uuid" when the URL takes one.
+# Event type -> (URL name of the page its subject is the id of, whether that id is a UUID).
 _SUBJECT_PAGES = {
     Event.DECISION_MADE: ("decisions:detail", True),
     **{kind: ("calibration:review", True) for kind in (
@@ -102,6 +102,7 @@ _SUBJECT_PAGES = {
         Event.CALIBRATION_STALE, Event.WORKFLOW_TRANSITION, Event.OVERRIDE_REQUESTED, Event.OVERRIDE_APPROVED,
         Event.OVERRIDE_REJECTED, Event.OVERRIDE_EXPIRED)},
     Event.DRIFT_REPORT: ("drift:tenant", False),
+    Event.DRIFT_REPORT_REPLACED: ("drift:tenant", False),
 }
 
 

@@ -256,3 +256,30 @@ def test_a_page_path_without_slash_that_matches_nothing_is_the_project_404_and_p
     assert_project_page(browser.get("/decisions/not/a/page", secure=True), 404, b"Page not found (404)")
     assert_project_page(browser.post("/telemetry", secure=True), 404, b"Page not found (404)")
     assert browser.get("/api/workflows", secure=True).status_code != 301  # API paths are never redirected
+
+
+# --- telemetry rows say what they are about -----------------------------------------------------
+
+@pytest.mark.parametrize(("name", "subject", "link"), [
+    ("decision.made", MISSING, f"/decisions/{MISSING}/"),
+    ("calibration.approved", MISSING, f"/calibration/{MISSING}/"),
+    ("override.requested", MISSING, f"/workflows/{MISSING}/"),
+    ("drift.report_replaced", "cus_abc", "/drift/cus_abc/"),
+    ("decision.made", "dec_1", None),  # not an id of a decision page
+    ("backup.succeeded", "aegis-backup-2026-12-03.json.gz", None),  # no page of its own
+    ("no.such.event", MISSING, None),
+])
+def test_a_telemetry_subject_links_to_the_page_of_what_it_is_about(name, subject, link):
+    from governance.telemetry_views import subject_link
+
+    assert subject_link(name, subject) == link
+
+
+@pytest.mark.django_db
+def test_telemetry_rows_describe_their_event_and_link_its_subject():
+    from governance.models import TelemetryEvent
+
+    TelemetryEvent.objects.create(name="drift.report", actor="aegis-drift", subject="cus_abc", data={"kl": 0.3})
+    page = client_as(member_of("rita", RISK_LEAD_GROUP)).get("/telemetry/", secure=True).content.decode()
+    assert '<div class="about muted">A daily drift report was stored.</div>' in page
+    assert '<a href="/drift/cus_abc/">cus_abc</a>' in page and '<pre class="json">{&quot;kl&quot;:0.3}</pre>' in page
