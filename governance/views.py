@@ -110,7 +110,10 @@ def run_now(request, customer_id):
     customer = get_object_or_404(Customer, customer_id=customer_id)
     if _require_risk_lead(request):
         today = timezone.now().date()
-        report, message = drift.rerun_drift_report(customer, today, actor=actor_for(request.user))
+        try:
+            report, message = drift.rerun_drift_report(customer, today, actor=actor_for(request.user))
+        except drift.DriftError as exc:  # the role was taken away since the check above
+            report, message = None, str(exc)
         if report is None:
             messages.error(request, f"No report for {today}: {message}")
         else:

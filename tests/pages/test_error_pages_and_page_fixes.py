@@ -283,3 +283,19 @@ def test_telemetry_rows_describe_their_event_and_link_its_subject():
     page = client_as(member_of("rita", RISK_LEAD_GROUP)).get("/telemetry/", secure=True).content.decode()
     assert '<div class="about muted">A daily drift report was stored.</div>' in page
     assert '<a href="/drift/cus_abc/">cus_abc</a>' in page and '<pre class="json">{&quot;kl&quot;:0.3}</pre>' in page
+
+
+# --- the drift re-run verb checks its role --------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("roles", [frozenset(), frozenset({"security_lead"})], ids=["no role", "security lead"])
+def test_rerunning_a_drift_report_needs_the_risk_lead_role(roles):
+    from governance import drift
+    from governance.models import DriftReport, TelemetryEvent
+    from workflows.machines import Actor
+
+    customer, _, _ = services.create_customer("Acme", tier=Tier.objects.get(name="team"))
+    with pytest.raises(drift.DriftError, match="running the drift check needs the Risk Lead role"):
+        drift.rerun_drift_report(customer, date(2026, 12, 3), actor=Actor(name="sam", id=1, roles=roles))
+    assert not DriftReport.objects.exists()
+    assert not TelemetryEvent.objects.filter(name__startswith="drift.").exists()
