@@ -2,14 +2,24 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from governance.metrics import metrics_view
 from workflows.home import SignInView, home
 
+
+def favicon(request):
+    """Browsers ask for /favicon.ico whatever the pages link: send them to the SVG icon
+    (resolved per request, so the hashed production name is used)."""
+    return redirect(static("aegis/favicon.svg"), permanent=True)
+
+
 urlpatterns = [
     path("", home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from html import escape
 
 WIDTH, HEIGHT = 760, 240
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 36
+
+
+def round_ticks(highest: float, most: int = 5) -> list[float]:
+    """Axis ticks from 0 at a round step (1, 2 or 5 x 10^k) with at most `most` steps, the
+    last at or above `highest`: 0, 0.2, 0.4, 0.6 rather than 0, 0.14, 0.29, 0.43."""
+    highest = highest if highest > 0 else 1.0
+    magnitude = 10 ** math.floor(math.log10(highest / most))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if highest / (m * magnitude) <= most * (1 + 1e-9))
+    steps = math.ceil(highest / step - 1e-9)
+    digits = max(0, -math.floor(math.log10(step)))
+    return [round(i * step, digits) for i in range(steps + 1)]
 
 
 def drift_chart_svg(points: list[tuple[date, float, str]], *, tau_warning: float, tau_critical: float,
@@ -15,7 +27,8 @@ def drift_chart_svg(points: list[tuple[date, float, str]], *, tau_warning: float
     `proposed` draws the proposed thresholds dashed (e.g. {"tau_warning": 0.35})."""
     proposed = proposed or {}
     values = [kl for _, kl, _ in points]
-    top = max([*values, tau_critical, *proposed.values(), 0.0]) * 1.15 or 1.0
+    ticks = round_ticks(max([*values, tau_critical, *proposed.values(), 0.0]) * 1.15)
+    top = ticks[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def y(value: float) -> float:
@@ -27,10 +40,9 @@ def drift_chart_svg(points: list[tuple[date, float, str]], *, tau_warning: float
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
              f'aria-label="{escape(title)}" class="chart" width="100%">',
              f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fbfcfe" stroke="#d9dee7"/>']
-    for fraction in (0, 0.25, 0.5, 0.75, 1):
-        value = top * fraction
+    for value in ticks:
         parts.append(f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" font-size="11" text-anchor="end" '
-                     f'fill="#5b6475">{value:.2f}</text>')
+                     f'fill="#5b6475" data-tick="{value:g}">{value:g}</text>')
     lines = [("tau_warning", tau_warning, "#9a6700"), ("tau_critical", tau_critical, "#b3261e")]
     for name, value, colour in lines:
         parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
@@ -50,8 +62,10 @@ def drift_chart_svg(points: list[tuple[date, float, str]], *, tau_warning: float
         for i, (day, kl, status) in enumerate(points):
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(kl):.1f}" r="3.5" fill="{colours.get(status, "#2454c5")}">'
                          f'<title>{day.isoformat()}: KL {kl:.4f} ({escape(status)})</title></circle>')
-        for i in sorted({0, len(points) // 2, len(points) - 1}):
-            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 12}" font-size="11" text-anchor="middle" '
+        last = len(points) - 1
+        for i in sorted({0, len(points) // 2, last}):
+            anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"  # inside the chart
+            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 12}" font-size="11" text-anchor="{anchor}" '
                          f'fill="#5b6475">{points[i][0].isoformat()}</text>')
     else:
         parts.append(f'<text x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" font-size="13" text-anchor="middle" '

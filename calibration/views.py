@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from governance.models import Decision
 from workflows import services as workflow_services
 from workflows.persistence.durable import DurableWorkflowEngine
 
@@ -71,6 +72,15 @@ def _proposal_or_404(proposal_id) -> CalibrationProposal:
         raise Http404("No such calibration proposal") from None
 
 
+def _preview_rows(preview) -> list[tuple[str, int, list[Decision]]]:
+    """The preview's (change, count, example ids) with each example as its Decision (one
+    query), so the page can link it by tenant and summary; an id no longer stored is dropped."""
+    wanted = {example for _, _, ids in preview.rows for example in ids}
+    found = {str(d.decision_id): d for d in Decision.objects.filter(decision_id__in=wanted).select_related("customer")
+             .only("decision_id", "status", "proposal_summary", "customer__name")}
+    return [(change, count, [found[i] for i in ids if i in found]) for change, count, ids in preview.rows]
+
+
 @login_required
 def review(request, proposal_id):
     proposal = _proposal_or_404(proposal_id)
@@ -85,6 +95,7 @@ def review(request, proposal_id):
     return render(request, "calibration/review.html", {
         "proposal": proposal, "workflow": workflow, "data": workflow.state_data, "status": workflow.current_state.upper(),
         "active_value": getattr(config, proposal.parameter), "active_version": version, "preview": preview,
+        "preview_rows": _preview_rows(preview) if preview else [],
         "chart": mark_safe(chart), "can_approve": "approve" in allowed, "can_reject": "reject" in allowed,
         "can_withdraw": "withdraw" in allowed, "can_apply": "apply" in allowed, "step_form": StepForm(),
         "is_proposer": services.is_proposer(proposal, actor),

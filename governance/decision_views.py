@@ -36,7 +36,6 @@ from workflows.machines import MACHINES, PROPOSAL
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowInstance
 from workflows.roles import Role
-from workflows.serialization import TimestampError, ensure_utc
 
 from . import decisions
 from .engine.decide import STATUSES
@@ -45,6 +44,7 @@ from .engine.inputs import IMPACT_LEVELS
 from .json_limits import display_json
 from .models import Customer, Decision
 from .telemetry_views import KeysetPagedForm, encode_cursor
+from .templatetags.aegis_format import utc_text
 
 PAGE_SIZE = 50
 # At most this many rows are read (and decrypted) per page when a filter runs in Python
@@ -53,19 +53,8 @@ PAGE_SIZE = 50
 SCAN_LIMIT = 5000
 _CHUNK_SIZE = 500
 NO_TENANT = "none"  # the tenant filter's value for decisions a person submitted without one
-TIME_FORMAT = "%Y-%m-%d %H:%M UTC"  # the one timestamp format of these pages
 OVERRIDE_ROLES = frozenset({Role.RISK_LEAD, Role.SECURITY_LEAD})
 ACTED = {"approve": "Approved", "reject": "Rejected", "withdraw": "Withdrawn"}
-
-
-def utc_text(value: datetime | str | None) -> str:
-    """A datetime or ISO-8601 string as "YYYY-MM-DD HH:MM UTC" ("" for None)."""
-    if value in (None, ""):
-        return ""
-    try:
-        return ensure_utc(value).strftime(TIME_FORMAT)
-    except TimestampError:
-        return str(value)
 
 
 def staff_required(view):
@@ -242,7 +231,7 @@ def _with_reviews(rows: list[Decision]) -> dict[str, WorkflowInstance]:
 
 
 def _list_row(decision: Decision, override: WorkflowInstance | None) -> dict[str, Any]:
-    return {"id": decision.decision_id, "created_at": utc_text(decision.created_at), "tenant": decision.customer,
+    return {"id": decision.decision_id, "created_at": decision.created_at, "tenant": decision.customer,
             "summary": decision.proposal_summary, "status": decision.status,
             "effective": decisions.effective_status(decision),
             "failing": decision.response.get("failing_gates", []), "impact": decision.estimated_impact,
@@ -351,7 +340,7 @@ def _config_version(number: int) -> dict[str, Any]:
 
 def _timeline(workflow: WorkflowInstance) -> list[dict[str, Any]]:
     return [{"seq": t.seq, "event": t.payload.get("event", ""), "from": t.from_state, "to": t.to_state,
-             "by": t.triggered_by, "at": utc_text(t.created_at), "reason": t.reason}
+             "by": t.triggered_by, "at": t.created_at, "reason": t.reason}
             for t in workflow.transitions.order_by("seq")]
 
 
@@ -361,12 +350,12 @@ def _override_view(override: WorkflowInstance, actor) -> dict[str, Any]:
     return {"workflow_id": override.workflow_id, "state": override.current_state,
             "label": state.label if state else override.current_state,
             "terminal": bool(state and state.terminal),
-            "requested_at": utc_text(override.created_at), "expires_at": utc_text(data.get("expires_at")),
-            "decided_at": utc_text(override.updated_at) if state and state.terminal else "",
+            "requested_at": override.created_at, "expires_at": data.get("expires_at"),
+            "decided_at": override.updated_at if state and state.terminal else None,
             "justification": data.get("justification", ""), "requested_by": data.get("requested_by", ""),
             "failed_gates": data.get("failed_gates", []), "binding_hash": data.get("binding_hash", ""),
             "approvals": [{"custodian": a.get("custodian_id", ""), "role": a.get("role", ""),
-                           "at": utc_text(a.get("approved_at"))} for a in data.get("approvals", [])],
+                           "at": a.get("approved_at")} for a in data.get("approvals", [])],
             "chain": DurableWorkflowEngine().report(override.workflow_id),
             "your_events": [e.label for e in workflow_services.allowed_events(override, actor)]}
 
@@ -391,7 +380,7 @@ def decision_detail(request, decision_id):
     workflow = decision.workflow
     response = decision.response
     return render(request, "governance/decision_detail.html", {
-        "decision": decision, "summary": decision.proposal_summary, "created_at": utc_text(decision.created_at),
+        "decision": decision, "summary": decision.proposal_summary, "created_at": decision.created_at,
         "effective": decisions.effective_status(decision), "review": review_label(decision),
         "inputs": _inputs(decision), "gates": _gates(response), "response": response,
         "drift": response.get("drift"), "config": _config_version(decision.config_version),

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from calibration.versions import active_config
 from workflows.machines import Actor
+from workflows.roles import Role
 
 from .engine.drift import DriftMonitor, NullThresholds, null_thresholds
 from .engine.inputs import DRIFT_MAX_VALUES
@@ -35,20 +36,24 @@ class DriftError(ValueError):
 
 def parse_baseline_file(content: bytes, filename: str) -> list[float]:
     """Numbers from an uploaded JSON array or CSV/plain text (commas, spaces or newlines;
-    one header line is allowed). Errors name the file and the offending position."""
+    one header line is allowed when numbers follow it). Errors name the file and the
+    offending position, and say what was expected there."""
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DriftError(f"{filename}: not a UTF-8 text file") from None
-    if text.lstrip().startswith("["):
+    if text.lstrip().startswith(("[", "{")):
         try:
             data = loads_strict(text, max_depth=settings.AEGIS_JSON_MAX_DEPTH)
         except JsonInputError as exc:
             raise DriftError(f"{filename}: {exc.message}") from None
         except ValueError as exc:
             raise DriftError(f"{filename}: not a valid JSON array ({exc})") from None
+        if not isinstance(data, list):
+            raise DriftError(f"{filename}: a JSON object, not an array; expected numbers such as [0.12, 0.3]")
         return [_number(value, f"{filename}: item {i}") for i, value in enumerate(data, start=1)]
     values: list[float] = []
+    header: tuple[int, str] | None = None  # (column, cell) of a skipped first line
     for line_number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         cells = [cell for part in row for cell in part.split()]
         for column, cell in enumerate(cells, start=1):
@@ -56,12 +61,17 @@ def parse_baseline_file(content: bytes, filename: str) -> list[float]:
                 number = float(cell)
             except ValueError:
                 if line_number == 1 and not values:
+                    header = (column, cell)
                     break  # a header line: words, not numbers
-                number = math.nan
+                raise DriftError(f"{filename}: line {line_number}, value {column} ({cell!r}) is not a number") from None
             if not math.isfinite(number):
                 raise DriftError(f"{filename}: line {line_number}, value {column} ({cell!r}) is not a finite "
                                  f"number")
             values.append(number)
+    if header is not None and not values:
+        column, cell = header
+        raise DriftError(f"{filename}: line 1, value {column} ({cell!r}) is not a number, and no numbers follow; "
+                         f"expected numbers separated by commas, spaces or newlines, or a JSON array")
     return values
 
 
@@ -117,12 +127,9 @@ def current_sample(customer: Customer, since: datetime, until: datetime) -> np.n
         return np.fromiter((row[0] for row in cursor.fetchall()), dtype=np.float64)
 
 
-def run_drift_report(customer: Customer, day: date) -> tuple[DriftReport | None, str]:
-    """The tenant's drift report for `day` (the window ending at the day's end): created
-    once, returned as it is on any later call. (None, reason) when it cannot be computed."""
-    existing = DriftReport.objects.filter(customer=customer, day=day).first()
-    if existing is not None:
-        return existing, f"already reported for {day}"
+def _measure(customer: Customer, day: date) -> tuple[dict[str, Any] | None, str]:
+    """The fields of the tenant's report for `day` (the window ending at the day's end)
+    under its current baseline and the active configuration, or (None, reason)."""
     baseline = DriftBaseline.objects.filter(customer=customer).first()
     if baseline is None:
         return None, f"{customer.name}: no drift baseline is set"
@@ -132,20 +139,73 @@ def run_drift_report(customer: Customer, day: date) -> tuple[DriftReport | None,
     result = DriftMonitor.from_config(baseline.values, config).check(current)
     if not result.computed:
         return None, result.message
+    return {"baseline": baseline, "kl_divergence": result.kl_divergence, "status": result.status,
+            "action": result.action, "message": result.message, "n_current": result.n_current,
+            "n_baseline": result.n_baseline, "tau_warning": config.tau_warning,
+            "tau_critical": config.tau_critical, "config_version": version}, result.message
+
+
+def _emit_report(report: DriftReport) -> None:
+    emit(Event.DRIFT_REPORT, actor="aegis-drift", subject=report.customer.customer_id,
+         data={"tenant": report.customer.customer_id, "day": report.day.isoformat(), "status": report.status,
+               "kl_divergence": report.kl_divergence})
+
+
+def run_drift_report(customer: Customer, day: date) -> tuple[DriftReport | None, str]:
+    """The scheduled daily report of the tenant for `day`: created once, returned as it is on
+    any later call (a redelivered task changes nothing). (None, reason) when it cannot be
+    computed. A person recomputes a day with `rerun_drift_report`."""
+    existing = DriftReport.objects.filter(customer=customer, day=day).first()
+    if existing is not None:
+        return existing, f"already reported for {day}"
+    fields, message = _measure(customer, day)
+    if fields is None:
+        return None, message
     try:
         with transaction.atomic():
-            report = DriftReport.objects.create(
-                customer=customer, day=day, baseline=baseline, kl_divergence=result.kl_divergence,
-                status=result.status, action=result.action, message=result.message, n_current=result.n_current,
-                n_baseline=result.n_baseline, tau_warning=config.tau_warning, tau_critical=config.tau_critical,
-                config_version=version)
-            emit(Event.DRIFT_REPORT, actor="aegis-drift", subject=customer.customer_id,
-                 data={"tenant": customer.customer_id, "day": day.isoformat(), "status": result.status,
-                       "kl_divergence": result.kl_divergence})
+            report = DriftReport.objects.create(customer=customer, day=day, **fields)
+            _emit_report(report)
             open_recalibration_if_sustained(customer)
     except IntegrityError:  # a concurrent run (or a redelivered task) made it first
         return DriftReport.objects.get(customer=customer, day=day), f"already reported for {day}"
-    return report, result.message
+    return report, message
+
+
+def rerun_drift_report(customer: Customer, day: date, *, actor: Actor) -> tuple[DriftReport | None, str]:
+    """A risk lead's "Run drift check now": the report for `day` computed afresh from the
+    current baseline and configuration. A report already stored for the day is replaced in
+    place, and the replacement is recorded (drift.report_replaced, with the old and the new
+    baseline, status and KL) in the same transaction. (None, reason) when nothing can be computed."""
+    if Role.RISK_LEAD not in actor.roles:
+        raise DriftError("running the drift check needs the Risk Lead role")
+    with transaction.atomic():
+        Customer.objects.select_for_update().get(pk=customer.pk)  # one run of a tenant at a time
+        fields, message = _measure(customer, day)
+        if fields is None:
+            return None, message
+        report = DriftReport.objects.select_for_update().filter(customer=customer, day=day).first()
+        if report is None:
+            report = DriftReport.objects.create(customer=customer, day=day, **fields)
+            _emit_report(report)
+        else:
+            old = _replaced_facts(report)
+            for name, value in fields.items():
+                setattr(report, name, value)
+            report.created_at = timezone.now()
+            report.save()
+            emit(Event.DRIFT_REPORT_REPLACED, actor=actor.name, subject=customer.customer_id,
+                 data={"tenant": customer.customer_id, "day": day.isoformat(), "old": old,
+                       "new": _replaced_facts(report)})
+            message = f"replaced the day's earlier report (was {old['status']}, KL {old['kl_divergence']:.4f}): {message}"
+        open_recalibration_if_sustained(customer)
+    return report, message
+
+
+def _replaced_facts(report: DriftReport) -> dict[str, Any]:
+    """What the audit record of a replacement keeps of each side."""
+    return {"status": report.status, "kl_divergence": report.kl_divergence, "baseline_id": report.baseline_id,
+            "n_current": report.n_current, "tau_warning": report.tau_warning, "tau_critical": report.tau_critical,
+            "config_version": report.config_version}
 
 
 def sustained(reports: list[DriftReport], days: int) -> bool:

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Callable
 
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
@@ -33,6 +34,7 @@ class Event(StrEnum):
     OVERRIDE_REJECTED = "override.rejected"
     OVERRIDE_EXPIRED = "override.expired"
     DRIFT_REPORT = "drift.report"
+    DRIFT_REPORT_REPLACED = "drift.report_replaced"
     BACKUP_SUCCEEDED = "backup.succeeded"
     BACKUP_FAILED = "backup.failed"
     BACKUP_RESTORED = "backup.restored"
@@ -79,6 +81,7 @@ REGISTRY: dict[Event, EventSpec] = {
     # Drift, backup and verification metrics are read from the database at scrape time
     # (metrics.StoredWorkCollector): these events happen in Celery workers, not the web server.
     Event.DRIFT_REPORT: EventSpec("A daily drift report was stored."),
+    Event.DRIFT_REPORT_REPLACED: EventSpec("A day's drift report was recomputed and replaced (old and new status, KL)."),
     Event.BACKUP_SUCCEEDED: EventSpec("A scheduled backup was written."),
     Event.BACKUP_FAILED: EventSpec("A scheduled backup failed."),
     Event.BACKUP_RESTORED: EventSpec("A backup was restored."),
@@ -119,7 +122,18 @@ def check_can_view_events(user) -> None:
     """Raise PermissionDenied unless `user` may read telemetry events (anonymous and inactive
     users never may; superusers always may)."""
     if user is None or not user.has_perm(VIEW_EVENTS_PERMISSION):
-        raise PermissionDenied(f"Reading telemetry events needs the {VIEW_EVENTS_PERMISSION} permission.")
+        raise PermissionDenied(f"/telemetry/ needs the permission {VIEW_EVENTS_PERMISSION} "
+                               f"({_holders_of(VIEW_EVENTS_PERMISSION)}).")
+
+
+def _holders_of(permission: str) -> str:
+    """Which groups hold `permission`, for a refusal that tells the reader whom to ask."""
+    app_label, codename = permission.split(".")
+    names = list(Group.objects.filter(permissions__content_type__app_label=app_label,
+                                      permissions__codename=codename).order_by("name").values_list("name", flat=True))
+    if not names:
+        return "no group has it; an administrator can grant it to your account"
+    return f"{' and '.join(names)} group{'s' if len(names) > 1 else ''} {'have' if len(names) > 1 else 'has'} it"
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ its arguments (a validated form) and its answer into rows.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
-from django.urls import path
+from django.urls import NoReverseMatch, path, reverse
 
 from . import telemetry
 from .telemetry import Event
@@ -91,9 +92,34 @@ class TelemetryFilterForm(KeysetPagedForm):
                 "since": data["since"], "until": data["until"], "before": data["cursor"]}
 
 
+# Event type -> (URL name of the page its subject is the id of, whether that id is a UUID).
+_SUBJECT_PAGES = {
+    Event.DECISION_MADE: ("decisions:detail", True),
+    **{kind: ("calibration:review", True) for kind in (
+        Event.CALIBRATION_PROPOSED, Event.CALIBRATION_APPROVED, Event.CALIBRATION_REJECTED,
+        Event.CALIBRATION_APPLIED, Event.CALIBRATION_WITHDRAWN)},
+    **{kind: ("workflows:detail", True) for kind in (
+        Event.CALIBRATION_STALE, Event.WORKFLOW_TRANSITION, Event.OVERRIDE_REQUESTED, Event.OVERRIDE_APPROVED,
+        Event.OVERRIDE_REJECTED, Event.OVERRIDE_EXPIRED)},
+    Event.DRIFT_REPORT: ("drift:tenant", False),
+    Event.DRIFT_REPORT_REPLACED: ("drift:tenant", False),
+}
+
+
+def subject_link(name: str, subject: str) -> str | None:
+    """The page of what an event is about (a decision, proposal, workflow, tenant), or None."""
+    try:
+        url_name, takes_uuid = _SUBJECT_PAGES[name]  # StrEnum keys: a plain name finds them
+        return reverse(url_name, args=[uuid.UUID(subject) if takes_uuid else subject])
+    except (KeyError, ValueError, NoReverseMatch):
+        return None
+
+
 def _row(event) -> dict:
     return {"id": event.pk, "occurred_at": event.occurred_at, "name": event.name, "actor": event.actor,
-            "subject": event.subject, "request_id": event.request_id,
+            "subject": event.subject, "subject_link": subject_link(event.name, event.subject),
+            "about": spec.description if (spec := telemetry.REGISTRY.get(event.name)) else "",
+            "request_id": event.request_id,
             "data": json.dumps(event.data, separators=(",", ":"), sort_keys=True, ensure_ascii=False,
                                default=str)}
 

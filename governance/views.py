@@ -56,7 +56,7 @@ def drift_tenant(request, customer_id):
     chart = drift_chart_svg(points, tau_warning=config.tau_warning, tau_critical=config.tau_critical,
                             title=f"Daily KL divergence of {customer.name}")
     return render(request, "governance/drift_tenant.html", {
-        "customer": customer, "chart": mark_safe(chart), "reports": DriftReport.objects.filter(customer=customer)[:60],
+        "customer": customer, "chart": mark_safe(chart), "reports": DriftReport.objects.filter(customer=customer).select_related("baseline").defer("baseline__values")[:60],
         "baseline": DriftBaseline.objects.filter(customer=customer).first(), "config": config,
         "upload_form": UploadBaselineForm(), "range_form": RangeBaselineForm(),
         "can_manage": Role.RISK_LEAD in actor_for(request.user).roles})
@@ -110,10 +110,13 @@ def run_now(request, customer_id):
     customer = get_object_or_404(Customer, customer_id=customer_id)
     if _require_risk_lead(request):
         today = timezone.now().date()
-        report, message = drift.run_drift_report(customer, today)
+        try:
+            report, message = drift.rerun_drift_report(customer, today, actor=actor_for(request.user))
+        except drift.DriftError as exc:  # the role was taken away since the check above
+            report, message = None, str(exc)
         if report is None:
             messages.error(request, f"No report for {today}: {message}")
         else:
-            messages.success(request, f"Drift report for {report.day}: {report.status}, KL {report.kl_divergence:.4f}"
-                                      f" ({message}).")
+            say = {"normal": messages.success, "warning": messages.warning}.get(report.status, messages.error)
+            say(request, f"Drift report for {report.day}: {report.status}, KL {report.kl_divergence:.4f} ({message}).")
     return redirect("drift:tenant", customer_id=customer.customer_id)

@@ -11,9 +11,10 @@ from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.signals import got_request_exception
 from django.dispatch import receiver
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
 from django.template import loader
+from django.urls import is_valid_path
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -30,8 +31,10 @@ PAGE_PREFIXES = ("/admin/", "/accounts/", "/workflows/", "/decisions/", "/calibr
 
 
 def is_page_path(path: str) -> bool:
-    """A browser page (HTML errors) rather than a client-facing or API path (JSON errors)."""
-    return path == "/" or path.startswith(PAGE_PREFIXES)
+    """A browser page (HTML errors) rather than a client-facing or API path (JSON errors),
+    with or without its trailing slash: APPEND_SLASH is off (API paths are never
+    redirected), so `/telemetry` or `/decisions/<id>` typed without it must still be a page."""
+    return path == "/" or f"{path}/".startswith(PAGE_PREFIXES)
 
 
 class ApiError(Exception):
@@ -184,17 +187,31 @@ def json_error_for_status(request, status_code: int, allow: str = "") -> JsonRes
 
 
 class JsonErrorsOnApiPathsMiddleware:
-    """The net under every error answer on a client-facing or /api/ path: one that is not
+    """The net under every error answer. On a client-facing or /api/ path, one that is not
     JSON (Django's technical 404 and 500 pages with DEBUG on, a plain view's empty 405, the
-    CSRF page) is replaced by the JSON error of the same status. Pages are left alone."""
+    CSRF page) is replaced by the JSON error of the same status. On a page, a path missing
+    only its trailing slash is redirected to it (pages only: APPEND_SLASH is off for the API),
+    and a 404 that is not the project's page (Django answers a missing id or path with its
+    technical page, URL list included, whenever DEBUG is on, without calling handler404)
+    becomes the project's 404."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (response.status_code < 400 or is_page_path(request.path_info)
-                or response.get("Content-Type", "").startswith("application/json")):
+        if response.status_code < 400:
+            return response
+        if is_page_path(request.path_info):
+            if response.status_code != 404:
+                return response
+            if request.method in ("GET", "HEAD") and not request.path_info.endswith("/") and is_valid_path(
+                    f"{request.path_info}/", getattr(request, "urlconf", None)):
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+            if not getattr(response, "is_project_error_page", False):
+                return _error_page("404.html", 404, request)
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
             return response
         replacement = json_error_for_status(request, response.status_code, response.get("Allow", ""))
         for name in _KEPT_HEADERS:
@@ -203,17 +220,21 @@ class JsonErrorsOnApiPathsMiddleware:
         return replacement
 
 
-def _error_page(template: str, status_code: int, request=None) -> HttpResponse:
+def _error_page(template: str, status_code: int, request=None, context: dict | None = None) -> HttpResponse:
     """The project's page; rendered without the request for 400 and 500, whose cause may be
-    the request or the database that the context processors read."""
+    the request or the database that the context processors read. Marked, so that
+    JsonErrorsOnApiPathsMiddleware knows it from Django's technical pages."""
     try:
         if request is None:
-            return HttpResponse(loader.render_to_string(template), status=status_code)
-        return render(request, template, status=status_code)
+            response = HttpResponse(loader.render_to_string(template, context), status=status_code)
+        else:
+            response = render(request, template, context, status=status_code)
     except Exception:  # a broken template must not turn an error page into a crash
         server_error_logger.exception("The %s error page could not be rendered", status_code)
-        return HttpResponse(f"{status_code} {HttpResponse(status=status_code).reason_phrase}",
-                            content_type="text/plain", status=status_code)
+        response = HttpResponse(f"{status_code} {HttpResponse(status=status_code).reason_phrase}",
+                                content_type="text/plain", status=status_code)
+    response.is_project_error_page = True
+    return response
 
 
 def not_found(request, exception=None):
@@ -237,6 +258,9 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
+    """On a page, the 403 says what is missing: the PermissionDenied's own message, which the
+    code raising it writes for the reader (the permission or role, and who holds it)."""
     if is_page_path(request.path_info):
-        return _error_page("403.html", 403, request)
+        reason = str(exception) if exception is not None else ""
+        return _error_page("403.html", 403, request, {"reason": reason})
     return json_error_for_status(request, 403)

@@ -17,26 +17,34 @@ from django.utils.html import format_html
 register = template.Library()
 
 
+def as_utc(value) -> datetime | date | None:
+    """A datetime (aware, or naive meaning UTC) or an ISO-8601 string as an aware UTC
+    datetime; a date as it is; None for anything else."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)).astimezone(dt_timezone.utc)
+    return value if isinstance(value, date) else None
+
+
+def utc_text(value) -> str:
+    """The visible text of `when` for plain-text places (flash messages): "2026-12-03 09:00 UTC"."""
+    moment = as_utc(value)
+    if isinstance(moment, datetime):
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.isoformat() if moment is not None else str(value or "")
+
+
 @register.filter(is_safe=True)
 def when(value):
     """A datetime (aware, or naive meaning UTC), an ISO-8601 string, or a date."""
     if value in (None, ""):
         return "—"
-    if isinstance(value, str):
-        parsed = parse_datetime(value)
-        if parsed is None:
-            return value
-        value = parsed
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt_timezone.utc)
-        utc = value.astimezone(dt_timezone.utc)
-        return format_html(
-            '<time class="ts" datetime="{}" title="{} UTC">{} UTC</time>',
-            utc.isoformat().replace("+00:00", "Z"),
-            utc.strftime("%Y-%m-%d %H:%M:%S"),
-            utc.strftime("%Y-%m-%d %H:%M"),
-        )
-    if isinstance(value, date):
-        return format_html('<time datetime="{}">{}</time>', value.isoformat(), value.isoformat())
+    moment = as_utc(value)
+    if isinstance(moment, datetime):
+        return format_html('<time class="ts" datetime="{}" title="{} UTC">{}</time>',
+                           moment.isoformat().replace("+00:00", "Z"), moment.strftime("%Y-%m-%d %H:%M:%S"),
+                           utc_text(moment))
+    if moment is not None:
+        return format_html('<time datetime="{}">{}</time>', moment.isoformat(), moment.isoformat())
     return value

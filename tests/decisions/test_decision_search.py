@@ -112,7 +112,8 @@ def test_the_rows_say_what_each_decision_is(client_for, corpus):
     assert rows["Shadow run of the novel router"]["review"] == "recorded only (shadow)"
     assert rows["Cache the rate table"]["review"] == "no review needed"
     html = response.content.decode()
-    assert '<td class="when mono" data-label="Time">2026-03-02 10:00 UTC</td>' in html
+    assert ('<td class="when" data-label="Time"><time class="ts" datetime="2026-03-02T10:00:00Z" '
+            'title="2026-03-02 10:00:00 UTC">2026-03-02 10:00 UTC</time></td>') in html
     assert '<span class="badge pause" data-role="status">pause</span> <span class="arrow">→</span> ' \
            '<span class="badge proceed" data-role="effective"' in html
     assert '<td class="gates" data-label="Failing gates">novelty, complexity</td>' in html

@@ -101,9 +101,22 @@ def test_a_file_that_is_not_utf8_is_refused():
         parse_baseline_file(b"\xff\xfe\x00\x81", "bin.csv")
 
 
+@pytest.mark.parametrize("content, expected", [
+    (b"abc def ghi\n", "words.txt: line 1, value 1 ('abc') is not a number, and no numbers follow"),
+    (b"risk_proposed\n", "words.txt: line 1, value 1 ('risk_proposed') is not a number, and no numbers follow"),
+    (b"abc\ndef\n", "words.txt: line 2, value 1 ('def') is not a number"),
+    (b'{"values": [0.1, 0.2]}', "words.txt: a JSON object, not an array; expected numbers such as [0.12, 0.3]"),
+], ids=["one-line-of-words", "header-only", "lines-of-words", "json-object"])
+def test_a_file_without_numbers_says_where_and_what_was_expected(content, expected):
+    """Regression (issue 13): a file of words was taken for a header line and refused as
+    "0 value(s)", which did not say what was wrong with it."""
+    with pytest.raises(DriftError) as raised:
+        parse_baseline_file(content, "words.txt")
+    assert str(raised.value).startswith(expected)
+
+
 def test_an_empty_file_parses_to_nothing_and_set_baseline_refuses_it(db, make_tenant):
     assert parse_baseline_file(b"", "empty.csv") == []
-    assert parse_baseline_file(b"risk_proposed\n", "header-only.csv") == []
     with pytest.raises(DriftError, match=r"uploaded empty\.csv: 0 value\(s\); a baseline needs at least 30"):
         drift.set_baseline(make_tenant(), [], actor=BASELINE_SETTER, source="uploaded empty.csv")
 

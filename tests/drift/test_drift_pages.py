@@ -10,12 +10,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.template.defaultfilters import date as date_filter
 from django.utils import timezone
 from scipy import stats
 
 from governance import drift
-from governance.models import DriftBaseline, DriftReport
+from governance.models import DriftBaseline, DriftReport, TelemetryEvent
+from governance.telemetry import Event
 from test_drift_support import *  # noqa: F401,F403
 from test_drift_support import BASELINE_SETTER, https_client, make_decisions, normal_grid
 
@@ -53,7 +53,8 @@ class Posted:
         response = client.post(path, data or {}, secure=True)
         self.status_code, self.location = response.status_code, response.get("Location")
         page = client.get(self.location, secure=True) if self.status_code == 302 else response
-        self.messages = [str(m) for m in page.context["messages"]] if page.context else []
+        self.tagged = [(m.level_tag, str(m)) for m in page.context["messages"]] if page.context else []
+        self.messages = [text for _, text in self.tagged]
         self.page = page.content.decode()
 
 
@@ -123,8 +124,8 @@ def test_overview_lists_tenants_with_their_newest_report(plain, tenant, make_ten
     assert "200 values" in row
     # Regression (fixed in e712ce8): drift_overview built {customer_id: report} from reports
     # ordered (customer, -day), so each tenant's OLDEST report won as its "Latest report".
-    assert f"<td>{date_filter(newer.day)}</td>" in row and 'class="badge warning"' in row, row
-    assert date_filter(_older.day) not in row
+    assert f'<td><time datetime="{newer.day}">{newer.day}</time>' in row and 'class="badge warning"' in row, row
+    assert str(_older.day) not in row
 
 
 # --- upload -----------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def test_upload_json_and_whitespace_files(lead, tenant):
 
 
 @pytest.mark.parametrize("name, content, expected", [
-    ("bad.csv", b"risk\n0.1\nabc\n" + CSV[14:], "Refused: bad.csv: line 3, value 1 ('abc') is not a finite number"),
+    ("bad.csv", b"risk\n0.1\nabc\n" + CSV[14:], "Refused: bad.csv: line 3, value 1 ('abc') is not a number"),
     ("few.csv", b"0.1,0.2,0.3,0.4,0.5", "Refused: uploaded few.csv: 5 value(s); a baseline needs at least 30 "
                                        "(kl_drift.min_samples)"),
     ("nan.json", b"[0.1, NaN]", "Refused: nan.json: item 2 (nan) is not a finite number"),
@@ -234,22 +235,38 @@ def test_a_user_without_the_risk_lead_group_is_refused(plain, tenant):
 
 # --- run now -----------------------------------------------------------------------------------------
 
-def test_run_now_creates_todays_report_once(lead, tenant):
+def test_run_now_creates_todays_report_then_recomputes_it_after_a_baseline_change(lead, tenant):
+    """Regression (issue 13): a second run after a new baseline answered the old report
+    ("already reported"). It now replaces the day's report, records old and new in the
+    telemetry, and a warning shows as a warning message, not a success banner."""
     today = timezone.now().date()
-    drift.set_baseline(tenant, normal_grid(0.05, 0.01, 100).tolist(), actor=BASELINE_SETTER, source="b")
+    drift.set_baseline(tenant, normal_grid(0.05, 0.01, 100).tolist(), actor=BASELINE_SETTER, source="first")
     make_decisions(tenant, normal_grid(0.05, 0.01, 40), today)
 
     posted = Posted(lead, _url(tenant, "run"))
 
-    report = DriftReport.objects.get(customer=tenant)
-    assert report.day == today
-    [message] = posted.messages
-    assert message.startswith(f"Drift report for {today}: normal, KL {report.kl_divergence:.4f} (KL divergence")
-    assert f"{today.isoformat()}: KL {report.kl_divergence:.4f} (normal)" in posted.page  # on the chart
+    first = DriftReport.objects.get(customer=tenant)
+    assert first.day == today and first.status == "normal"
+    assert posted.tagged == [("success", posted.messages[0])]
+    assert posted.messages[0].startswith(f"Drift report for {today}: normal, KL {first.kl_divergence:.4f} (KL divergence")
+    assert f"{today.isoformat()}: KL {first.kl_divergence:.4f} (normal)" in posted.page  # on the chart
+
+    drift.set_baseline(tenant, normal_grid(0.09, 0.01, 100).tolist(), actor=BASELINE_SETTER, source="second")
     again = Posted(lead, _url(tenant, "run"))
-    assert again.messages == [f"Drift report for {today}: normal, KL {report.kl_divergence:.4f} "
-                              f"(already reported for {today})."]
-    assert DriftReport.objects.count() == 1
+
+    [replaced] = DriftReport.objects.filter(customer=tenant)
+    assert replaced.pk == first.pk and replaced.baseline.source == "second"
+    assert replaced.status != "normal" and replaced.kl_divergence > first.kl_divergence
+    [(level, message)] = again.tagged
+    assert level == {"warning": "warning", "critical": "error"}[replaced.status]
+    assert message.startswith(f"Drift report for {today}: {replaced.status}, KL {replaced.kl_divergence:.4f} "
+                              f"(replaced the day's earlier report (was normal, KL {first.kl_divergence:.4f}): ")
+    [event] = TelemetryEvent.objects.filter(name=Event.DRIFT_REPORT_REPLACED)
+    assert (event.actor, event.subject) == ("rita", tenant.customer_id)
+    assert event.data["old"]["status"] == "normal" and event.data["old"]["kl_divergence"] == first.kl_divergence
+    assert event.data["new"]["status"] == replaced.status
+    assert event.data["new"]["kl_divergence"] == replaced.kl_divergence
+    assert event.data["new"]["baseline_id"] == replaced.baseline_id != event.data["old"]["baseline_id"]
 
 
 def test_run_now_shows_the_reason_when_no_report_can_be_made(lead, tenant):

@@ -103,6 +103,12 @@ def test_the_documented_production_start_serves_static_files_errors_and_logs(tmp
         for asset in assets:
             assert fetch(port, asset.decode(), BEHIND_TLS_PROXY)[0] == 200, asset
 
+        # The favicon: /favicon.ico sends the browser to the hashed SVG, which is served.
+        status, headers, _ = fetch(port, "/favicon.ico", BEHIND_TLS_PROXY)
+        assert status == 301 and re.fullmatch(r"/static/aegis/favicon\.[0-9a-f]{12}\.svg", headers["location"])
+        status, headers, icon = fetch(port, headers["location"], BEHIND_TLS_PROXY)
+        assert status == 200 and headers["content-type"].startswith("image/svg+xml") and b"<svg" in icon
+
         # Unknown paths: JSON for the client, the project's page for a browser.
         status, headers, body = fetch(port, "/attest-nothing-here", BEHIND_TLS_PROXY)
         assert status == 404 and headers["content-type"] == "application/json"

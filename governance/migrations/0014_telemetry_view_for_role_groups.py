@@ -1,0 +1,42 @@
+"""The Risk Lead and Security Lead groups may read the telemetry page (issue 13): both act on
+what it shows (calibrations, overrides, drift, backups), and without the permission a
+security lead was refused /telemetry/. Going back takes the permission away again."""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+ROLE_GROUPS = ["Risk Lead", "Security Lead"]
+CODENAME = "view_telemetryevent"
+
+
+def _permission(apps):
+    """The permission row, created first if this database never ran post_migrate for it."""
+    governance = apps.get_app_config("governance")
+    governance.models_module = True
+    create_permissions(governance, apps=apps, verbosity=0)
+    governance.models_module = None
+    return apps.get_model("auth", "Permission").objects.get(content_type__app_label="governance", codename=CODENAME)
+
+
+def grant(apps, schema_editor):
+    permission = _permission(apps)
+    Group = apps.get_model("auth", "Group")
+    for name in ROLE_GROUPS:
+        Group.objects.get_or_create(name=name)[0].permissions.add(permission)
+
+
+def revoke(apps, schema_editor):
+    permission = _permission(apps)
+    for group in apps.get_model("auth", "Group").objects.filter(name__in=ROLE_GROUPS):
+        group.permissions.remove(permission)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("governance", "0013_usage_all_channels"),
+        ("workflows", "0002_append_only_and_roles"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+    ]
+
+    operations = [migrations.RunPython(grant, revoke)]
