@@ -21,6 +21,7 @@ from .engine.drift import DriftMonitor
 from .engine.inputs import DRIFT_MAX_VALUES
 from .json_limits import JsonInputError, loads_strict
 from .models import Customer, Decision, DriftBaseline, DriftReport
+from .signals import drift_reported, send_after_commit
 from .telemetry import Event, emit
 
 DRIFT_MONITOR_ACTOR = "drift-monitor"
@@ -142,6 +143,7 @@ def run_drift_report(customer: Customer, day: date) -> tuple[DriftReport | None,
             emit(Event.DRIFT_REPORT, actor="aegis-drift", subject=customer.customer_id,
                  data={"tenant": customer.customer_id, "day": day.isoformat(), "status": result.status,
                        "kl_divergence": result.kl_divergence})
+            send_after_commit(drift_reported, report_id=report.pk)
             open_recalibration_if_sustained(customer)
     except IntegrityError:  # a concurrent run (or a redelivered task) made it first
         return DriftReport.objects.get(customer=customer, day=day), f"already reported for {day}"
