@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.urls import reverse
 
+from workflows.serialization import ensure_utc
+
 from .events import absolute_url
 from .models import NotificationEvent
 
@@ -34,12 +36,16 @@ def email_body(event: NotificationEvent) -> str:
     for name, value in payload.get("numbers", {}).items():
         lines.append(f"{name.replace('_', ' ').capitalize()}: {_shown(value)}")
     deadline = payload.get("deadline")
-    lines += [f"Deadline: {deadline.replace('T', ' ').replace('Z', ' UTC') if deadline else 'none'}",
-              f"Occurred: {payload['occurred_at'].replace('T', ' ').replace('Z', ' UTC')}",
+    lines += [f"Deadline: {utc_text(deadline) if deadline else 'none'}", f"Occurred: {utc_text(payload['occurred_at'])}",
               "", f"Open it here: {payload['url']}", "",
               "You receive this because AEGIS lets you act on it. Turn these emails off on your profile page: "
               f"{absolute_url(reverse('notifications:profile'))}"]
     return "\n".join(lines) + "\n"
+
+
+def utc_text(iso: str) -> str:
+    """An ISO-8601 time as emails show it: 2026-12-03 09:00 UTC."""
+    return f"{ensure_utc(iso):%Y-%m-%d %H:%M} UTC"
 
 
 def _shown(value: Any) -> str:
