@@ -2,6 +2,7 @@
 errors are found by filtering on status."""
 
 from django.contrib import admin
+from django.utils.text import Truncator
 
 from governance.admin import ReadOnlyAdmin
 
@@ -30,11 +31,16 @@ class NotificationEventAdmin(ReadOnlyAdmin):
 
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "event", "channel", "recipient", "status", "attempts", "last_error", "sent_at")
+    # Status and error first: the list is read for its failures.
+    list_display = ("created_at", "status", "channel", "recipient", "attempts", "last_error", "sent_at", "about")
     list_filter = ("status", "channel", "event__kind")
     list_select_related = ("event", "user")
     search_fields = ("event__subject", "user__username")
     fields = ("event", "channel", "user", "status", "attempts", "last_error", "claimed_at", "created_at", "sent_at")
+
+    @admin.display(description="about", ordering="event__subject")
+    def about(self, obj):
+        return Truncator(obj.event.subject).chars(60)
 
     @admin.display(description="recipient", ordering="user__username")
     def recipient(self, obj):
