@@ -148,16 +148,15 @@ def _override(workflow: WorkflowInstance, common: dict[str, Any]) -> Announcemen
     decision = Decision.objects.select_related("customer").filter(
         review_workflow_id=data.get("proposal_workflow_id")).first()
     customer = decision.customer if decision is not None else workflow.customer
-    needs = " or ".join(missing) if len(missing) > 1 else missing[0]
     return Announcement(
         **common,
         subject=f"Override of decision {str(data.get('proposal_id', ''))[:8]}{_for_tenant(customer)} needs a "
-                f"{needs} signature",
+                f"{' or '.join(missing)} signature",
         summary=_shortened(f"Justification: {data.get('justification', '')}"),
         path=reverse("workflows:detail", args=[workflow.workflow_id]),
         tenant=_tenant(customer),
-        numbers={"failed_gates": list(data.get("failed_gates", [])), "signatures": f"{len(given)} of "
-                 f"{len(CUSTODIAN_ROLES)}", "missing_roles": missing,
+        numbers={"failed_gates": list(data.get("failed_gates", [])),
+                 "signatures": f"{len(given)} of {len(CUSTODIAN_ROLES)}", "missing_roles": missing,
                  **({"risk_proposed": decision.risk_proposed} if decision is not None else {})},
         deadline=ensure_utc(data["expires_at"]))
 
