@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -62,7 +61,8 @@ def announce(announcement: Announcement, *, now: datetime | None = None) -> Noti
             deliveries.append(NotificationDelivery(event=event, channel=Channel.WEBHOOK, created_at=now))
         NotificationDelivery.objects.bulk_create(deliveries)
         for delivery in NotificationDelivery.objects.filter(event=event, status=Status.PENDING):
-            transaction.on_commit(partial(_enqueue, delivery.pk), robust=True)
+            # A function with a __qualname__ (not a partial): robust on_commit names it when it logs a failure.
+            transaction.on_commit(lambda pk=delivery.pk: _enqueue(pk), robust=True)
     return event
 
 
@@ -83,7 +83,7 @@ def deliver(delivery_id: int, *, now: datetime | None = None) -> str:
     status afterwards. A failed send is recorded as `failed` (with the error), not raised."""
     now = now or timezone.now()
     with transaction.atomic():
-        delivery = (NotificationDelivery.objects.select_for_update().select_related("event", "user")
+        delivery = (NotificationDelivery.objects.select_for_update(of=("self",)).select_related("event", "user")
                     .filter(pk=delivery_id).first())
         if delivery is None:
             return "missing"
