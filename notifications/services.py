@@ -67,7 +67,7 @@ def announce(announcement: Announcement, *, now: datetime | None = None) -> Noti
 
 
 def _enqueue(delivery_id: int) -> None:
-    from .tasks import deliver_notification
+    from .tasks import deliver_notification  # here, not at the top: the tasks module imports this one
 
     deliver_notification.delay(delivery_id)
 
