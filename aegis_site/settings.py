@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "governance",
     "calibration",
     "workflows",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -211,6 +212,41 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
                                    "unacked_restore_throttle": 1}
 # Backups the daily task keeps in BACKUP_DIR.
 AEGIS_BACKUP_KEEP = env_int("AEGIS_BACKUP_KEEP", 7)
+
+# Notifications (README.md, "Notifications"). Email goes through Django's email framework:
+# SMTP when EMAIL_HOST is set, otherwise printed to the server's output (the console backend,
+# for development; `check --deploy` warns about it). EMAIL_BACKEND, a dotted path, overrides both.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS, usually port 587) and EMAIL_USE_SSL (implicit TLS, usually "
+                               "port 465) exclude each other: set one of them")
+# Seconds an SMTP connection or a webhook POST may take before the delivery counts as failed.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "AEGIS <aegis@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The address people reach AEGIS at: links in emails and webhooks are built on it.
+AEGIS_PUBLIC_URL = (os.environ.get("AEGIS_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+# Each event is also POSTed as JSON here, signed with AEGIS_WEBHOOK_SECRET (X-AEGIS-Signature).
+AEGIS_WEBHOOK_URL = os.environ.get("AEGIS_WEBHOOK_URL", "")
+AEGIS_WEBHOOK_SECRET = os.environ.get("AEGIS_WEBHOOK_SECRET", "")
+AEGIS_WEBHOOK_TIMEOUT = env_int("AEGIS_WEBHOOK_TIMEOUT", 5)
+for _name, _url in (("AEGIS_PUBLIC_URL", AEGIS_PUBLIC_URL), ("AEGIS_WEBHOOK_URL", AEGIS_WEBHOOK_URL)):
+    if _url and not _url.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{_name} must be an http:// or https:// URL, got {_url!r}")
+if AEGIS_WEBHOOK_URL and not AEGIS_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("AEGIS_WEBHOOK_URL is set but AEGIS_WEBHOOK_SECRET is not: AEGIS signs every webhook "
+                               "(X-AEGIS-Signature); set AEGIS_WEBHOOK_SECRET to a long random value the receiver "
+                               "also knows")
+if EMAIL_TIMEOUT < 1 or AEGIS_WEBHOOK_TIMEOUT < 1:
+    raise ImproperlyConfigured(f"EMAIL_TIMEOUT and AEGIS_WEBHOOK_TIMEOUT must be at least 1 second, got "
+                               f"{EMAIL_TIMEOUT} and {AEGIS_WEBHOOK_TIMEOUT}")
 
 # Unauthenticated /sandbox/evaluate calls allowed per client IP and UTC day.
 SANDBOX_DAILY_LIMIT = env_int("SANDBOX_DAILY_LIMIT", 10)

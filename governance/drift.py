@@ -22,6 +22,7 @@ from .engine.drift import DriftMonitor, NullThresholds, null_thresholds
 from .engine.inputs import DRIFT_MAX_VALUES
 from .json_limits import JsonInputError, loads_strict
 from .models import Customer, Decision, DriftBaseline, DriftReport
+from .signals import drift_reported, send_after_commit
 from .telemetry import Event, emit
 
 DRIFT_MONITOR_ACTOR = "drift-monitor"
@@ -149,6 +150,7 @@ def _emit_report(report: DriftReport) -> None:
     emit(Event.DRIFT_REPORT, actor="aegis-drift", subject=report.customer.customer_id,
          data={"tenant": report.customer.customer_id, "day": report.day.isoformat(), "status": report.status,
                "kl_divergence": report.kl_divergence})
+    send_after_commit(drift_reported, report_id=report.pk)
 
 
 def run_drift_report(customer: Customer, day: date) -> tuple[DriftReport | None, str]:

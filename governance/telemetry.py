@@ -41,6 +41,7 @@ class Event(StrEnum):
     AUDIT_VERIFIED = "audit.verified"
     KEYS_ROTATED = "keys.rotated"
     DECISIONS_SEALED = "decisions.sealed"
+    NOTIFICATION_PREFERENCE_CHANGED = "notifications.preference"
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ REGISTRY: dict[Event, EventSpec] = {
     Event.AUDIT_VERIFIED: EventSpec("Audit chains were verified."),
     Event.KEYS_ROTATED: EventSpec("Encrypted values were re-encrypted under the first of FERNET_KEYS."),
     Event.DECISIONS_SEALED: EventSpec("Stored decisions were sealed into a hash-chained block."),
+    Event.NOTIFICATION_PREFERENCE_CHANGED: EventSpec("A user turned their email notifications on or off."),
 }
 assert set(REGISTRY) == set(Event), "every event needs a spec"
 

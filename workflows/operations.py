@@ -15,11 +15,13 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from governance import sealing
+from governance.signals import send_after_commit
 from governance.telemetry import Event, emit
 
 from .backup import write_backup
 from .persistence.durable import DurableWorkflowEngine
 from .persistence.models import BackupRun, ChainVerificationRun
+from .signals import backup_failed, chains_verified
 
 BACKUP_PATTERN = "aegis-backup-*.json.gz"
 FAILURES_KEPT = 50
@@ -80,6 +82,7 @@ def _run_scheduled_backup(day: date) -> BackupRun:
             BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.FAILED, error=str(exc)[:2000],
                                                        finished_at=timezone.now())
             emit(Event.BACKUP_FAILED, actor="aegis-scheduler", subject=path.name, data={"error": str(exc)[:500]})
+            send_after_commit(backup_failed, run_id=run.pk)
         raise
     with transaction.atomic():
         BackupRun.objects.filter(pk=run.pk).update(outcome=BackupRun.Outcome.SUCCEEDED, sha256=manifest["sha256"],
@@ -130,6 +133,7 @@ def verify_all_chains() -> ChainVerificationRun:
              data={"checked": checked, "broken": broken, "decisions": tally.checked,
                    "decisions_broken": tally.broken, "decisions_sealed_now": sealed,
                    "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq})
+        send_after_commit(chains_verified, run_id=run.pk)
     run.refresh_from_db()
     return run
 

@@ -15,12 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance import telemetry
+from governance.signals import send_after_commit
 
 from .chain import checkpoint_hash, transition_hash
 from .machines import MACHINES, Actor, Context, Effect, Event, Machine, override_binding_hash
 from .persistence.models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from .roles import ROLE_GROUPS
 from .serialization import utc_iso
+from .signals import workflow_transitioned
 from .snapshot import checkpoint_data_of
 
 START_EVENT = "start"
@@ -74,6 +76,8 @@ def _append(workflow: WorkflowInstance, machine: Machine, *, event: str, from_st
                    request_id=request_id,
          data={"workflow_type": workflow.workflow_type, "event": event, "from_state": from_state,
                "to_state": effect.target, "seq": seq})
+    send_after_commit(workflow_transitioned, workflow_id=str(workflow.workflow_id),
+                      workflow_type=workflow.workflow_type, from_state=from_state, to_state=effect.target, seq=seq)
     return transition
 
 

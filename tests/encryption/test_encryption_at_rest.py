@@ -40,7 +40,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
-from django.test import Client
+from django.test import Client, TestCase
 from django.test.utils import override_settings
 from django.utils import timezone
 from fernet_fields.hkdf import derive_fernet_key
@@ -77,6 +77,7 @@ ENCRYPTED_COLUMNS = {
     ("workflows.WorkflowCheckpoint", "checkpoint_data"), ("workflows.WorkflowCheckpoint", "created_by"),
     ("calibration.CalibrationProposal", "justification"), ("calibration.CalibrationProposal", "proposed_by"),
     ("calibration.ConfigurationVersion", "author"),
+    ("notifications.NotificationEvent", "payload"),
 }
 
 KEY_A = "encryption-test-key-A-3d1f0c5e9b"
@@ -280,6 +281,7 @@ EXPECTED_IN_COLUMN = {
     ("calibration.CalibrationProposal", "justification"): M["justification"],
     ("calibration.CalibrationProposal", "proposed_by"): USERS["proposer"],
     ("calibration.ConfigurationVersion", "author"): USERS["approver"],
+    ("notifications.NotificationEvent", "payload"): M["wf_summary"],  # a review's notification
 }
 
 BASE_PROPOSAL = {"risk_baseline": 0.02, "risk_proposed": 0.05, "profit_baseline": 0.98, "profit_proposed": 0.98,
@@ -379,6 +381,10 @@ def drive_the_app() -> dict[str, Any]:
                                          {"file": SimpleUploadedFile("baseline.csv", values)}, secure=True)
     assert response.status_code == 302, response.content[:500]
     assert DriftBaseline.objects.filter(customer=customer).count() == 1
+
+    # A proposal left waiting for review: its notification, stored once the request commits, quotes its summary.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        ok(submitter.json("/api/workflows/proposals", {**PAUSE, "proposal_summary": M["wf_summary"]}), 201)
     return facts
 
 

@@ -172,3 +172,32 @@ def test_a_drift_report_task_on_a_real_worker_runs_once_per_day(start_worker, cl
     assert first["report_id"] is None and "at least" in first["message"]
     assert second == first
     assert DriftReport.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_failed_webhook_is_retried_by_a_real_worker_after_its_backoff(start_worker, client, monkeypatch):
+    sys.path.insert(0, str(ROOT / "tests" / "notifications"))
+    from notifications.models import NotificationDelivery, NotificationEvent
+    from notifications.tasks import backoff
+    from notify_support import WEBHOOK_SECRET, WebhookReceiver
+
+    event = NotificationEvent.objects.create(key="backup-run:test", kind=NotificationEvent.Kind.BACKUP_FAILED,
+                                             subject="Scheduled backup of 2026-11-20 failed",
+                                             payload={"event": "backup.failed", "subject": "Scheduled backup failed"})
+    delivery = NotificationDelivery.objects.create(event=event, channel=NotificationDelivery.Channel.WEBHOOK)
+    with WebhookReceiver(status=503) as hook:
+        monkeypatch.setenv("AEGIS_WEBHOOK_URL", hook.url)
+        monkeypatch.setenv("AEGIS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        start_worker()
+        client.send_task("aegis.notifications.deliver", args=[delivery.pk])
+        wait_for(lambda: NotificationDelivery.objects.filter(pk=delivery.pk, status="failed").exists(), 60,
+                 "the first attempt to fail")
+        failed_at = time.monotonic()
+        hook.status = 204  # the receiver is back
+        wait_for(lambda: NotificationDelivery.objects.filter(pk=delivery.pk, status="sent").exists(),
+                 backoff(0) + 60, "the retry to deliver it")
+        waited = time.monotonic() - failed_at
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.last_error) == (2, "")
+    assert waited >= backoff(0) - 1, f"retried after {waited:.1f} s, before its backoff"
+    assert len(hook.requests) == 2 and hook.requests[0][1] == hook.requests[1][1]  # the same signed body
