@@ -27,7 +27,7 @@ server_error_logger = logging.getLogger("aegis.server_errors")
 
 # The browser's part of the site; every other path is client-facing or API and answers JSON.
 PAGE_PREFIXES = ("/admin/", "/accounts/", "/workflows/", "/decisions/", "/calibration/", "/drift/",
-                 "/telemetry/", "/static/")
+                 "/telemetry/", "/profile/", "/static/")
 
 
 def is_page_path(path: str) -> bool:
