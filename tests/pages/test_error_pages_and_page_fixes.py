@@ -205,7 +205,7 @@ def test_impact_preview_examples_link_to_their_decision_pages_with_tenant_and_su
     preview = calibration_services.ImpactPreview(
         parameter="tau_warning", current_value=0.3, proposed_value=0.2, window_days=30, decisions=1, changed=1,
         changes={"proceed → halt": 1}, examples={"proceed → halt": [str(decision.decision_id), str(uuid.uuid4())]},
-        seconds=0.01)
+        seconds=0.01, drift_reports=0, drift_changes={}, drift_examples=[])
 
     [(change, count, examples)] = calibration_views._preview_rows(preview)
     assert (change, count, examples) == ("proceed → halt", 1, [decision])
