@@ -61,6 +61,20 @@ def _json_shown(field):
     return shown
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent record, never added, edited or deleted there;
+    subclasses set `model` and `fields`."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 class ReadOnlyAdmin(SortableByAdmin):
     """For records nobody edits by hand (decisions, audit trail, versions, telemetry).
     JSON fields are shown through `_json_shown`."""

@@ -4,20 +4,14 @@ errors are found by filtering on status."""
 from django.contrib import admin
 from django.utils.text import Truncator
 
-from governance.admin import ReadOnlyAdmin
+from governance.admin import ReadOnlyAdmin, ReadOnlyInline
 
 from .models import NotificationDelivery, NotificationEvent
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ReadOnlyInline):
     model = NotificationDelivery
     fields = ("channel", "user", "status", "attempts", "last_error", "sent_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(NotificationEvent)

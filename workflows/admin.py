@@ -3,7 +3,7 @@ workflow services, never by hand."""
 
 from django.contrib import admin
 
-from governance.admin import ReadOnlyAdmin
+from governance.admin import ReadOnlyAdmin, ReadOnlyInline
 
 from .persistence.models import (
     BackupRun,
@@ -14,15 +14,9 @@ from .persistence.models import (
 )
 
 
-class TransitionInline(admin.TabularInline):
+class TransitionInline(ReadOnlyInline):
     model = WorkflowTransition
     fields = ("seq", "from_state", "to_state", "triggered_by", "reason", "created_at", "hash")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WorkflowInstance)
