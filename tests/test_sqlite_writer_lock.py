@@ -36,7 +36,9 @@ errors, durations = [], {}
 
 def writer():
     try:
-        for _ in range(transactions):
+        for number in range(transactions):
+            if number % 10 == 9:
+                connection.close()  # opening and closing connections meets other writers too
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute("INSERT INTO tally (n) VALUES (1)")

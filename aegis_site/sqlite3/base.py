@@ -12,6 +12,9 @@ Transactions begin lazily: `atomic()` takes the lock and issues BEGIN IMMEDIATE 
 before its first statement, not when the block is entered, so Python work done before
 the first query (building a decision, say) does not hold other writers up. Statements
 that write outside a transaction (autocommit) hold the lock for their own duration.
+Opening a connection (its `init_command` sets the journal mode) and closing one (the
+last connection to close checkpoints the WAL under an exclusive file lock) take the
+lock too: without it, a connection opened while another closed met SQLite's lock.
 In-memory databases have no file and are left as they are.
 """
 
@@ -92,7 +95,9 @@ class QueuedCursor(base.SQLiteCursorWrapper):
             return super().executemany(query, param_list)
 
 
-class _AutocommitWrite:
+class _HeldTurn:
+    """Holds the writer lock for one statement, a connection's opening or its closing."""
+
     def __init__(self, lock: WriterLock):
         self.lock = lock
 
@@ -125,10 +130,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return params
 
     def get_new_connection(self, conn_params):
-        connection = super().get_new_connection(conn_params)
-        if self.writer_lock is None and not self.is_in_memory_db():
+        if self.is_in_memory_db():
+            return super().get_new_connection(conn_params)
+        if self.writer_lock is None:
             self.writer_lock = WriterLock(self.settings_dict["NAME"], self.writer_lock_timeout)
-        return connection
+        with _HeldTurn(self.writer_lock):
+            return super().get_new_connection(conn_params)
 
     def create_cursor(self, name=None):
         cursor = self.connection.cursor(factory=QueuedCursor)
@@ -156,7 +163,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._begin_pending = False
             return _NO_TURN
         if not self.connection.in_transaction and query.lstrip()[:7].upper().startswith(_WRITES):
-            return _AutocommitWrite(lock)
+            return _HeldTurn(lock)
         return _NO_TURN
 
     def _end_transaction(self):
@@ -177,10 +184,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._end_transaction()
 
     def _close(self):
+        lock = self.writer_lock
         try:
+            if lock is not None and self.connection is not None and not lock.held:
+                with _HeldTurn(lock):
+                    return super()._close()
             return super()._close()
         finally:
-            if self.writer_lock is not None:
-                self.writer_lock.close()
+            if lock is not None:
+                lock.close()
                 self.writer_lock = None
             self._begin_pending = False
