@@ -3,6 +3,7 @@ development default; see README.md, section "Configuration"."""
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from datetime import timedelta
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "calibration",
     "workflows",
     "notifications",
+    "attestations",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +249,33 @@ if AEGIS_WEBHOOK_URL and not AEGIS_WEBHOOK_SECRET:
 if EMAIL_TIMEOUT < 1 or AEGIS_WEBHOOK_TIMEOUT < 1:
     raise ImproperlyConfigured(f"EMAIL_TIMEOUT and AEGIS_WEBHOOK_TIMEOUT must be at least 1 second, got "
                                f"{EMAIL_TIMEOUT} and {AEGIS_WEBHOOK_TIMEOUT}")
+
+# Attestations (POST /attest). Hours an attestation may live per risk class: a request
+# whose expires_at lies further ahead is refused (never clipped). No class above 24 hours.
+AEGIS_ATTESTATION_TTL_HOURS = {risk_class: env_int(f"AEGIS_ATTESTATION_TTL_HOURS_{risk_class.upper()}", default)
+                               for risk_class, default in (("low", 24), ("medium", 24), ("high", 4),
+                                                           ("critical", 4))}
+for _risk_class, _hours in AEGIS_ATTESTATION_TTL_HOURS.items():
+    if not 1 <= _hours <= 24:
+        raise ImproperlyConfigured(f"AEGIS_ATTESTATION_TTL_HOURS_{_risk_class.upper()} must be from 1 to 24 hours, "
+                                   f"got {_hours}")
+# With it on, every attestation must name the proceed decision it ships (aegis_evaluate_decision_id).
+AEGIS_ATTEST_REQUIRE_DECISION = env_bool("AEGIS_ATTEST_REQUIRE_DECISION", False)
+# A signing pair from the environment (base64 of each 32-byte private seed, as
+# `manage.py aegis_attestation_keys generate --print-env` prints them) wins over the stored ones.
+AEGIS_ATTESTATION_ED25519_SEED = os.environ.get("AEGIS_ATTESTATION_ED25519_SEED", "")
+AEGIS_ATTESTATION_MLDSA65_SEED = os.environ.get("AEGIS_ATTESTATION_MLDSA65_SEED", "")
+if bool(AEGIS_ATTESTATION_ED25519_SEED) != bool(AEGIS_ATTESTATION_MLDSA65_SEED):
+    raise ImproperlyConfigured("Set both AEGIS_ATTESTATION_ED25519_SEED and AEGIS_ATTESTATION_MLDSA65_SEED (an "
+                               "attestation carries both signatures), or neither")
+for _name in ("AEGIS_ATTESTATION_ED25519_SEED", "AEGIS_ATTESTATION_MLDSA65_SEED"):
+    if globals()[_name]:
+        try:
+            _seed = base64.b64decode(globals()[_name], validate=True)
+        except ValueError:
+            _seed = b""
+        if len(_seed) != 32:
+            raise ImproperlyConfigured(f"{_name} must be the base64 of a 32-byte private seed (44 characters)")
 
 # Unauthenticated /sandbox/evaluate calls allowed per client IP and UTC day.
 SANDBOX_DAILY_LIMIT = env_int("SANDBOX_DAILY_LIMIT", 10)

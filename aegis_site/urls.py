@@ -37,6 +37,7 @@ urlpatterns = [
     path("telemetry/", include("governance.telemetry_views")),
     path("decisions/", include("governance.decision_urls")),
     path("", include("governance.api.urls")),
+    path("", include("attestations.urls")),
 ]
 
 # JSON on client-facing and /api/ paths, the project's HTML pages elsewhere (with DEBUG on,

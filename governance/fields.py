@@ -181,3 +181,8 @@ def secret_json_field(**options) -> models.Field:
     """A JSON value that must never be readable at rest (e.g. a response carrying a new
     API key's plaintext)."""
     return EncryptedField(value_type="json", **options)
+
+
+def secret_bytes_field(**options) -> models.Field:
+    """Bytes that must never be readable at rest (e.g. an attestation signing key's seed)."""
+    return EncryptedField(value_type="bytes", **options)

@@ -31,6 +31,8 @@ WORKFLOW_TRANSITIONS = Counter("aegis_workflow_transitions_total", "Workflow tra
 HTTP_REQUESTS = Counter("aegis_http_requests_total", "HTTP requests", ["method", "status"])
 SERVER_ERRORS = Counter("aegis_server_errors_total", "Requests answered 500 by an unhandled exception",
                         ["exception"])
+ATTESTATIONS = Counter("aegis_attestations_total", "Attestations issued, and envelopes verified valid or invalid",
+                       ["result"])
 HTTP_LATENCY = Histogram("aegis_http_request_duration_seconds", "HTTP request duration", ["method"])
 
 

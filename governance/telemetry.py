@@ -42,6 +42,8 @@ class Event(StrEnum):
     KEYS_ROTATED = "keys.rotated"
     DECISIONS_SEALED = "decisions.sealed"
     NOTIFICATION_PREFERENCE_CHANGED = "notifications.preference"
+    ATTESTATION_ISSUED = "attestation.issued"
+    ATTESTATION_VERIFIED = "attestation.verified"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,11 @@ REGISTRY: dict[Event, EventSpec] = {
     Event.KEYS_ROTATED: EventSpec("Encrypted values were re-encrypted under the first of FERNET_KEYS."),
     Event.DECISIONS_SEALED: EventSpec("Stored decisions were sealed into a hash-chained block."),
     Event.NOTIFICATION_PREFERENCE_CHANGED: EventSpec("A user turned their email notifications on or off."),
+    Event.ATTESTATION_ISSUED: EventSpec("An artifact attestation was signed (POST /attest).",
+                                        lambda data: metrics.ATTESTATIONS.labels(result="issued").inc()),
+    Event.ATTESTATION_VERIFIED: EventSpec(
+        "An envelope was verified (POST /attestations/verify): valid, or the error class.",
+        lambda data: metrics.ATTESTATIONS.labels(result="valid" if data["valid"] else "invalid").inc()),
 }
 assert set(REGISTRY) == set(Event), "every event needs a spec"
 

@@ -1,6 +1,12 @@
 """Suite-wide test infrastructure."""
 
 import importlib
+import sys
+from pathlib import Path
+
+# A test-only `oqs` (liboqs-python) on the path before the official client is imported: its
+# offline verifier imports oqs for ML-DSA-65, which this shim checks with `cryptography`.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "verifier_shim"))
 
 import pytest
 from django.db.backends.sqlite3.base import DatabaseOperations  # via .base: importing .operations first is circular
@@ -12,6 +18,7 @@ APPEND_ONLY = {
     # One module holds the triggers of both tables (lifted once however many are flushed).
     "governance_decision": importlib.import_module("governance.migrations.0011_decision_seals"),
     "governance_decisionseal": importlib.import_module("governance.migrations.0011_decision_seals"),
+    "attestations_attestation": importlib.import_module("attestations.migrations.0001_initial"),
 }
 
 
