@@ -65,3 +65,21 @@ def wipe_decisions() -> None:
     with decisions_writable(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {SEALS_TABLE}")
         cursor.execute(f"DELETE FROM {DECISIONS_TABLE}")
+
+
+ATTESTATION_TRIGGERS = importlib.import_module("attestations.migrations.0001_initial").TRIGGERS
+
+
+def wipe_attestations() -> None:
+    """Delete every attestation and signing pair (what a fresh server holds), the append-only
+    triggers lifted for it and put back."""
+    from attestations.models import Attestation, SigningKeyPair
+
+    install, remove = ATTESTATION_TRIGGERS[connection.vendor]
+    with connection.cursor() as cursor:
+        for statement in remove:
+            cursor.execute(statement)
+        cursor.execute(f"DELETE FROM {Attestation._meta.db_table}")
+        cursor.execute(f"DELETE FROM {SigningKeyPair._meta.db_table}")
+        for statement in install:
+            cursor.execute(statement)
