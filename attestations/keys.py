@@ -77,10 +77,11 @@ def signer() -> tuple[SigningKeyPair, SigningPair]:
 
 
 def status_of(row: SigningKeyPair, environment: PublicPair | None) -> str:
-    """active or retired as callers see it: with an environment pair, only that one is active."""
+    """active or retired as callers see it: with an environment pair, only that one is active;
+    without one, a pair the environment once provided (no stored seeds) cannot sign any more."""
     if environment is not None:
         return "active" if bytes(row.ed25519_public) == environment.ed25519 else "retired"
-    return row.status
+    return "retired" if row.from_environment else row.status
 
 
 def keyring() -> KeyRing:
