@@ -5,19 +5,16 @@ keyring being the pair that signed), and the keyid choice where the two differ b
 from __future__ import annotations
 
 import base64
-import json
 from types import SimpleNamespace
 
 import pytest
 from attestation_cases import CASES, DIGEST, ENVIRONMENT, NOW, Keys, offline, signed, statement, value
-from django.core.cache import cache
-from django.test import Client
+from attestation_http import Pipeline
 from django.test.utils import override_settings
 
 from attestations import services
 from attestations.envelope import SigningPair
-from governance import services as governance_services
-from governance.models import TelemetryEvent, Tier
+from governance.models import TelemetryEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -31,22 +28,17 @@ def keys() -> Keys:
 def verify(keys, monkeypatch):
     """verify(envelope, digest, environment, now) -> the response of POST /attestations/verify
     on a server whose signing pair (from the environment) is `keys.signer`, at `now`."""
-    cache.clear()  # the per-minute throttle
-    _, _, plaintext = governance_services.create_customer("Parity Co", tier=Tier.objects.get(name="team"))
-    client = Client()
+    pipeline = Pipeline("Parity Co")
     seeds = override_settings(AEGIS_ATTESTATION_ED25519_SEED=base64.b64encode(keys.signer.ed25519_seed).decode(),
                               AEGIS_ATTESTATION_MLDSA65_SEED=base64.b64encode(keys.signer.mldsa65_seed).decode())
     seeds.enable()
 
     def post(envelope, digest=DIGEST, environment=ENVIRONMENT, now=NOW):
         monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: now))
-        body = {"envelope": envelope, "expected_digest": digest, "expected_environment": environment}
-        return client.post("/attestations/verify", json.dumps(body), content_type="application/json", secure=True,
-                           headers={"Authorization": f"Bearer {plaintext}"})
+        return pipeline.verify(envelope, digest, environment)
 
     yield post
     seeds.disable()
-    cache.clear()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
