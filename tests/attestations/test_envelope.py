@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PublicKey
 from attestation_cases import CASES, DIGEST, ENVIRONMENT, NOW, Keys, offline, signed, statement, value
 
-from attestations.envelope import (CONTEXT, PAYLOAD_TYPE, ErrorClass, KeyRing, SigningPair, canonical_bytes, fingerprint,
-                                   pae, verify_envelope)
+from attestations.envelope import (CONTEXT, PAYLOAD_TYPE, ErrorClass, KeyRing, SigningPair, canonical_bytes,
+                                   fingerprint, pae, verify_envelope)
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 from fernet_fields.hkdf import derive_fernet_key
 
+from attestations.keys import generate_pair
 from calibration import versions
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from governance import services as governance_services
@@ -78,6 +79,7 @@ ENCRYPTED_COLUMNS = {
     ("calibration.CalibrationProposal", "justification"), ("calibration.CalibrationProposal", "proposed_by"),
     ("calibration.ConfigurationVersion", "author"),
     ("notifications.NotificationEvent", "payload"),
+    ("attestations.SigningKeyPair", "ed25519_seed"), ("attestations.SigningKeyPair", "mldsa65_seed"),
 }
 
 KEY_A = "encryption-test-key-A-3d1f0c5e9b"
@@ -282,6 +284,8 @@ EXPECTED_IN_COLUMN = {
     ("calibration.CalibrationProposal", "proposed_by"): USERS["proposer"],
     ("calibration.ConfigurationVersion", "author"): USERS["approver"],
     ("notifications.NotificationEvent", "payload"): M["wf_summary"],  # a review's notification
+    ("attestations.SigningKeyPair", "ed25519_seed"): "SEED",  # filled in with the generated pair's seeds (hex)
+    ("attestations.SigningKeyPair", "mldsa65_seed"): "SEED",
 }
 
 BASE_PROPOSAL = {"risk_baseline": 0.02, "risk_proposed": 0.05, "profit_baseline": 0.98, "profit_proposed": 0.98,
@@ -385,6 +389,10 @@ def drive_the_app() -> dict[str, Any]:
     # A proposal left waiting for review: its notification, stored once the request commits, quotes its summary.
     with TestCase.captureOnCommitCallbacks(execute=True):
         ok(submitter.json("/api/workflows/proposals", {**PAUSE, "proposal_summary": M["wf_summary"]}), 201)
+
+    # An attestation signing pair, whose private seeds are secrets like PII.
+    pair = generate_pair()
+    facts["ed25519_seed"], facts["mldsa65_seed"] = bytes(pair.ed25519_seed).hex(), bytes(pair.mldsa65_seed).hex()
     return facts
 
 
@@ -401,15 +409,18 @@ def test_every_encrypted_column_is_covered():
 @pytest.mark.django_db
 def test_raw_rows_hold_no_plaintext_pii_in_any_table():
     facts = drive_the_app()
-    expected = {**EXPECTED_IN_COLUMN, ("governance.IdempotencyRecord", "response_body"): facts["new_key"]}
+    expected = {**EXPECTED_IN_COLUMN, ("governance.IdempotencyRecord", "response_body"): facts["new_key"],
+                ("attestations.SigningKeyPair", "ed25519_seed"): facts["ed25519_seed"],
+                ("attestations.SigningKeyPair", "mldsa65_seed"): facts["mldsa65_seed"]}
     secrets = {**M, **{f"user:{k}": v for k, v in USERS.items()}, "control": CONTROL_TENANT,
-               "new_key": facts["new_key"], "first_key": facts["first_key"]}
+               "new_key": facts["new_key"], "first_key": facts["first_key"],
+               "ed25519_seed": facts["ed25519_seed"], "mldsa65_seed": facts["mldsa65_seed"]}
 
     # Every encrypted column was written with its marker, and the ORM reads it back.
     for (label, field), marker in sorted(expected.items()):
         values = column_values(label, field)
         assert values, f"no {label} rows: the app wrote nothing to {label}.{field}"
-        readable = json.dumps(values, ensure_ascii=False, default=str)
+        readable = json.dumps(values, ensure_ascii=False, default=lambda v: v.hex() if isinstance(v, bytes) else str(v))
         assert marker in readable, f"{label}.{field} does not hold {marker!r} when read through the ORM"
 
     cells = raw_cells()
