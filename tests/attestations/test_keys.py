@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from django.core.management import CommandError, call_command
 from django.test.utils import override_settings
 
-from attestations.envelope import ErrorClass, fingerprint
+from attestations.envelope import ErrorClass, SigningPair, fingerprint
 from attestations.models import Attestation, SigningKeyPair
 
 pytestmark = pytest.mark.django_db
@@ -120,8 +120,9 @@ def test_print_env_prints_a_pair_that_signs_from_the_environment():
         assert listed_by_status(pipeline.public_keys()) == {"active": pair_keyids(env_row),
                                                             "retired": pair_keyids(stored)}
         assert pipeline.verify(envelopes[0]).json()["valid"] is True
-        seed = base64.b64decode(env["AEGIS_ATTESTATION_ED25519_SEED"])
-        assert len(seed) == 32 and len(base64.b64decode(env["AEGIS_ATTESTATION_MLDSA65_SEED"])) == 32
+        printed = SigningPair(base64.b64decode(env["AEGIS_ATTESTATION_ED25519_SEED"]),
+                              base64.b64decode(env["AEGIS_ATTESTATION_MLDSA65_SEED"])).public()
+        assert pair_keyids(env_row) == [printed.ed25519_keyid, printed.mldsa65_keyid]
 
     # Without the environment the stored pair signs again; the environment's envelopes still verify.
     assert keyids(pipeline.attest()) == pair_keyids(stored)
