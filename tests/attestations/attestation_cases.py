@@ -244,15 +244,20 @@ CASES = [
 ]
 
 
-def offline(case: Case, envelope: dict[str, Any], keys: Keys) -> str | None:
+def offline(envelope: dict[str, Any], keys: Keys, *, digest: str = DIGEST, environment: str = ENVIRONMENT,
+            now: datetime = NOW) -> str | None:
     """The official client's verdict (its error class, None when valid), pinned to the signer."""
     public = keys.signer.public()
     valid, error_class = verify_attestation_locally(
-        envelope=DSSEEnvelope.from_response(envelope), expected_digest=case.digest,
-        expected_environment=case.environment, keys=AttestationVerifyKey(public.ed25519, public.mldsa65),
-        now=case.now)
+        envelope=DSSEEnvelope.from_response(envelope), expected_digest=digest, expected_environment=environment,
+        keys=AttestationVerifyKey(public.ed25519, public.mldsa65), now=now)
     assert valid is (error_class is None)
     return error_class
+
+
+def offline_for(case: Case, envelope: dict[str, Any], keys: Keys) -> str | None:
+    """`offline` with the case's expected digest, environment and moment."""
+    return offline(envelope, keys, digest=case.digest, environment=case.environment, now=case.now)
 
 
 def value(error: ErrorClass | None) -> str | None:
