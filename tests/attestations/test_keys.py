@@ -207,6 +207,13 @@ def test_export_refuses_a_file_in_place_of_the_directory(tmp_path):
     assert existing.read_text() == "not a directory"
 
 
+def test_export_that_cannot_write_a_file_says_where(tmp_path):
+    run("generate")
+    (tmp_path / "ed25519-public.pem").mkdir()
+    with pytest.raises(CommandError, match=f"cannot write to {tmp_path}: Is a directory"):
+        run("export", str(tmp_path))
+
+
 def test_export_without_a_pair_says_how_to_make_one(tmp_path):
     with pytest.raises(CommandError, match="No attestation signing keys are configured: run `manage.py "
                                            "aegis_attestation_keys generate`"):
