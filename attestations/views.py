@@ -70,8 +70,10 @@ class AttestationPage:
 
 
 def list_attestations(*, tenant: str | None = None, before: tuple[datetime, int] | None = None,
-                      limit: int = PAGE_SIZE) -> AttestationPage:
-    """Stored attestations, newest first (keyset on created_at, id), of one tenant or all."""
+                      limit: int | None = None) -> AttestationPage:
+    """Stored attestations, newest first (keyset on created_at, id), of one tenant or all;
+    `limit` defaults to PAGE_SIZE (read at call time)."""
+    limit = PAGE_SIZE if limit is None else limit
     rows = Attestation.objects.select_related("customer").order_by("-created_at", "-id")
     if tenant:
         rows = rows.filter(customer__customer_id=tenant)
