@@ -134,6 +134,27 @@ def _signatures(attestation: Attestation) -> list[dict[str, Any]]:
     return listed
 
 
+def _dig(value: Any, *path: str | int) -> Any:
+    """`value[path[0]][path[1]]…`, or None where the signed statement has no such part."""
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def _signed_fields(statement: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows from the signed statement itself (not from the stored columns,
+    which the audit verification compares with it)."""
+    gates = _dig(statement, "predicate", "governance", "gate_pass_states")
+    return {"subject_name": _dig(statement, "subject", 0, "name"),
+            "builder_id": _dig(statement, "predicate", "runDetails", "builder", "id"),
+            "build_type": _dig(statement, "predicate", "buildDefinition", "buildType"),
+            "gate_pass_states": gates if isinstance(gates, dict) else {},
+            "nonce": _dig(statement, "predicate", "governance", "nonce")}
+
+
 def _governance_decision(attestation: Attestation):
     if attestation.aegis_evaluate_decision_id is None:
         return None
@@ -151,17 +172,10 @@ def attestation_detail(request, decision_id):
     except WorkflowError:
         raise Http404("No such attestation") from None
     signed = audit.signed_statement(attestation)
-    statement = signed[1] if signed else {}
-    subject = (statement.get("subject") or [{}])[0] if isinstance(statement.get("subject"), list) else {}
-    predicate = attestation.predicate
-    governance = predicate.get("governance", {})
     decision = _governance_decision(attestation)
     return render(request, "attestations/attestation_detail.html", {
         "attestation": attestation, "verdict": verdict(attestation, keys.keyring(), timezone.now()),
-        "subject_name": subject.get("name", "") if isinstance(subject, dict) else "",
-        "builder_id": predicate.get("runDetails", {}).get("builder", {}).get("id", ""),
-        "build_type": predicate.get("buildDefinition", {}).get("buildType", ""),
-        "gate_pass_states": governance.get("gate_pass_states", {}), "nonce": governance.get("nonce"),
+        **_signed_fields(signed[1] if signed else {}),
         "signatures": _signatures(attestation),
         "canonical_statement": signed[0].decode("utf-8", "replace") if signed else None,
         "decision": decision, "decision_status": decisions.effective_status(decision) if decision else None})

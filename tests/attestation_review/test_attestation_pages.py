@@ -205,3 +205,13 @@ def test_the_list_pages_by_keyset(client_for, signing_pair, tenant, monkeypatch)
     assert 'id="next-page"' in html and str(made[2].decision_id) not in html
     bad = client.get("/decisions/attestations/?cursor=nonsense")
     assert bad.status_code == 200 and "This page link is not valid" in bad.content.decode()
+
+
+def test_an_unreadable_payload_is_shown_as_such_not_a_server_error(client_for, signing_pair, tenant):
+    attestation = attest(tenant)
+    with attestations_writable():
+        Attestation.objects.filter(pk=attestation.pk).update(envelope={**attestation.envelope, "payload": "%%%"})
+    html = html_of(client_for(RISK_LEAD).get(page(attestation)))
+    assert f'<span class="badge broken">{ErrorClass.PAYLOAD_DECODE_FAILED.value}</span>' in html
+    assert "The stored envelope's payload is not a base64-encoded JSON statement." in html
+    assert '<dd id="subject-name">—</dd>' in html
