@@ -39,11 +39,10 @@ def test_an_attestation_is_shown_with_its_envelope_as_indented_json(admin_client
     assert str(attestation.decision_id) in listing and "Acme Payments" in listing
     html = admin_client.get(f"{ATTESTATIONS}{attestation.pk}/change/").content.decode()
     assert '<pre style="margin:0;white-space:pre-wrap">{\n  &quot;payload&quot;: ' in html
-    assert '\n  &quot;payloadType&quot;: &quot;application/vnd.in-toto+json&quot;,\n  &quot;signatures&quot;: [\n    {' in html
+    assert ('\n  &quot;payloadType&quot;: &quot;application/vnd.in-toto+json&quot;,\n'
+            '  &quot;signatures&quot;: [\n    {') in html
     assert attestation.envelope["signatures"][1]["sig"] in html
-    assert 'name="environment"' not in html and 'type="submit"' not in html.split('id="content-main"')[1].split(
-        "</form>")[0].replace('type="submit" value="Search"', "")
-
+    assert 'name="environment"' not in html and 'name="_save"' not in html  # view only: no form fields
 
 @pytest.mark.parametrize("admin_path", [ATTESTATIONS, PAIRS])
 def test_nothing_is_added_changed_or_deleted(admin_client, signing_pair, tenant, admin_path):

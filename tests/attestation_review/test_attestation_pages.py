@@ -142,7 +142,8 @@ def test_decision_and_attestations_link_both_ways(client_for, signing_pair, tena
         assert f'href="/decisions/attestations/{attestation.decision_id}/"' in decision_html
         attestation_html = html_of(client.get(page(attestation)))
         assert f'href="/decisions/{decision.decision_id}/"' in attestation_html
-        assert "Cache the rate table" in attestation_html and '<span class="badge proceed">proceed</span>' in attestation_html
+        assert "Cache the rate table" in attestation_html
+        assert '<span class="badge proceed">proceed</span>' in attestation_html
     assert str(unrelated.decision_id) not in decision_html
     assert decision_html.index(str(second.decision_id)) < decision_html.index(str(first.decision_id))  # newest first
 
