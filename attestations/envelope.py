@@ -26,6 +26,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Iterable
 
 import rfc8785
@@ -118,7 +119,8 @@ class PublicPair:
 
 @dataclass(frozen=True)
 class SigningPair:
-    """An Ed25519 and an ML-DSA-65 private key (each from its 32-byte seed) that sign together."""
+    """An Ed25519 and an ML-DSA-65 private key (each from its 32-byte seed) that sign together.
+    The expanded keys are built once per pair (ML-DSA key expansion costs more than a signature)."""
 
     ed25519_seed: bytes
     mldsa65_seed: bytes
@@ -127,24 +129,33 @@ class SigningPair:
     def generate(cls) -> "SigningPair":
         return cls(Ed25519PrivateKey.generate().private_bytes_raw(), MLDSA65PrivateKey.generate().private_bytes_raw())
 
+    @cached_property
+    def _ed25519(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.ed25519_seed)
+
+    @cached_property
+    def _mldsa65(self) -> MLDSA65PrivateKey:
+        return MLDSA65PrivateKey.from_seed_bytes(self.mldsa65_seed)
+
+    @cached_property
+    def _public(self) -> PublicPair:
+        return PublicPair(self._ed25519.public_key().public_bytes_raw(), self._mldsa65.public_key().public_bytes_raw())
+
     def public(self) -> PublicPair:
-        return PublicPair(
-            Ed25519PrivateKey.from_private_bytes(self.ed25519_seed).public_key().public_bytes_raw(),
-            MLDSA65PrivateKey.from_seed_bytes(self.mldsa65_seed).public_key().public_bytes_raw())
+        return self._public
 
     def sign(self, statement: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         """The DSSE envelope of `statement`, and its canonical payload bytes."""
         body = canonical_bytes(statement)
         message = signed_message(PAYLOAD_TYPE, body)
-        public = self.public()
-        ed_sig = Ed25519PrivateKey.from_private_bytes(self.ed25519_seed).sign(message)
-        ml_sig = MLDSA65PrivateKey.from_seed_bytes(self.mldsa65_seed).sign(message)
         envelope = {
             "payloadType": PAYLOAD_TYPE,
             "payload": base64.b64encode(body).decode("ascii"),
             "signatures": [
-                {"keyid": public.ed25519_keyid, "sig": base64.b64encode(ed_sig).decode("ascii")},
-                {"keyid": public.mldsa65_keyid, "sig": base64.b64encode(ml_sig).decode("ascii")},
+                {"keyid": self._public.ed25519_keyid,
+                 "sig": base64.b64encode(self._ed25519.sign(message)).decode("ascii")},
+                {"keyid": self._public.mldsa65_keyid,
+                 "sig": base64.b64encode(self._mldsa65.sign(message)).decode("ascii")},
             ],
         }
         return envelope, body

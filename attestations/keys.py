@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,18 @@ def provider_unavailable() -> ApiError:
     return ApiError(503, "AttestationProviderUnavailable", NO_KEYS_MESSAGE)
 
 
+@lru_cache(maxsize=8)
+def _pair(ed25519_seed: bytes, mldsa65_seed: bytes) -> SigningPair:
+    """One SigningPair per seeds in the process, so its expanded keys are built once."""
+    return SigningPair(ed25519_seed, mldsa65_seed)
+
+
 def environment_pair() -> SigningPair | None:
     """The pair the environment configures (settings checked both seeds at start-up)."""
     ed, ml = settings.AEGIS_ATTESTATION_ED25519_SEED, settings.AEGIS_ATTESTATION_MLDSA65_SEED
     if not (ed and ml):
         return None
-    return SigningPair(base64.b64decode(ed), base64.b64decode(ml))
+    return _pair(base64.b64decode(ed), base64.b64decode(ml))
 
 
 def _row_for(public: PublicPair, **fields) -> SigningKeyPair:
@@ -66,7 +73,7 @@ def signer() -> tuple[SigningKeyPair, SigningPair]:
     row = SigningKeyPair.objects.filter(status=SigningKeyPair.Status.ACTIVE, ed25519_seed__isnull=False).first()
     if row is None:
         raise provider_unavailable()
-    return row, SigningPair(bytes(row.ed25519_seed), bytes(row.mldsa65_seed))
+    return row, _pair(bytes(row.ed25519_seed), bytes(row.mldsa65_seed))
 
 
 def status_of(row: SigningKeyPair, environment: PublicPair | None) -> str:

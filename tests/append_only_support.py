@@ -67,14 +67,14 @@ def wipe_decisions() -> None:
         cursor.execute(f"DELETE FROM {DECISIONS_TABLE}")
 
 
-ATTESTATIONS = importlib.import_module("attestations.migrations.0001_initial")
+ATTESTATION_TRIGGERS = importlib.import_module("attestations.migrations.0001_initial").TRIGGERS
 
 
 @contextmanager
 def attestations_writable() -> Iterator[None]:
     """The attestation table without its append-only triggers (as someone with database
     rights would have it), put back afterwards."""
-    install, remove = ATTESTATIONS.TRIGGERS[connection.vendor]
+    install, remove = ATTESTATION_TRIGGERS[connection.vendor]
     with connection.cursor() as cursor:
         for statement in remove:
             cursor.execute(statement)
@@ -84,3 +84,13 @@ def attestations_writable() -> Iterator[None]:
         with connection.cursor() as cursor:
             for statement in [*remove, *install]:  # IF EXISTS: none is created twice
                 cursor.execute(statement)
+
+
+def wipe_attestations() -> None:
+    """Delete every attestation and signing pair (what a fresh server holds), the append-only
+    triggers lifted for it and put back."""
+    from attestations.models import Attestation, SigningKeyPair
+
+    with attestations_writable(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Attestation._meta.db_table}")
+        cursor.execute(f"DELETE FROM {SigningKeyPair._meta.db_table}")

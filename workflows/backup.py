@@ -45,6 +45,7 @@ from cryptography.fernet import InvalidToken
 from django.db import transaction
 from django.utils import timezone
 
+from attestations.models import Attestation, SigningKeyPair
 from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
 from governance.fields import current_ciphers
@@ -239,6 +240,58 @@ CALIBRATION_PROPOSALS = RowKind(
         if r["applied_version"] else None, created_at=_time(r["created_at"])))
 
 
+def _b64(value) -> str | None:
+    return None if value is None else base64.b64encode(bytes(value)).decode("ascii")
+
+
+def _unb64(value) -> bytes | None:
+    return None if value is None else base64.b64decode(value)
+
+
+# Seeds travel inside the file's encrypted records, like every secret column.
+SIGNING_PAIRS = RowKind(
+    "attestation_signing_pairs", SigningKeyPair.objects.all, "ed25519_fingerprint", "ed25519_fingerprint",
+    lambda k: {"ed25519_fingerprint": k.ed25519_fingerprint, "ed25519_public": _b64(k.ed25519_public),
+               "mldsa65_public": _b64(k.mldsa65_public), "ed25519_seed": _b64(k.ed25519_seed),
+               "mldsa65_seed": _b64(k.mldsa65_seed), "status": k.status, "created_at": _iso(k.created_at),
+               "retired_at": _iso(k.retired_at)},
+    lambda r, refs: SigningKeyPair(
+        ed25519_fingerprint=r["ed25519_fingerprint"], ed25519_public=_unb64(r["ed25519_public"]),
+        mldsa65_public=_unb64(r["mldsa65_public"]), ed25519_seed=_unb64(r["ed25519_seed"]),
+        mldsa65_seed=_unb64(r["mldsa65_seed"]), status=r["status"], created_at=_time(r["created_at"]),
+        retired_at=_time(r["retired_at"])))
+
+ATTESTATION_FIELDS = ("envelope", "statement_sha256", "predicate", "artifact_digest", "environment", "risk_class",
+                      "policy_version", "repository", "workflow_ref", "run_id", "run_attempt", "issued_at",
+                      "expires_at", "request_hash")
+
+
+def _attestation_references(records):
+    refs = _customers_of(records)
+    wanted = {r["signing_pair"] for r in records}
+    refs["pairs"] = {p.ed25519_fingerprint: p for p in SigningKeyPair.objects.filter(ed25519_fingerprint__in=wanted)}
+    missing = wanted - set(refs["pairs"])
+    if missing:
+        raise BackupError(f"attestations refer to unknown signing pair(s): {', '.join(sorted(missing))}")
+    return refs
+
+
+ATTESTATIONS = RowKind(
+    "attestations", lambda: Attestation.objects.select_related("customer", "signing_pair"), "decision_id",
+    "decision_id",
+    lambda a: {**{f: getattr(a, f) for f in ATTESTATION_FIELDS}, "decision_id": str(a.decision_id),
+               "customer_id": a.customer.customer_id, "signing_pair": a.signing_pair.ed25519_fingerprint,
+               "expires": _iso(a.expires), "created_at": _iso(a.created_at),
+               "aegis_evaluate_decision_id": str(a.aegis_evaluate_decision_id) if a.aegis_evaluate_decision_id
+               else None},
+    lambda r, refs: Attestation(
+        **{f: r[f] for f in ATTESTATION_FIELDS}, decision_id=r["decision_id"],
+        customer=refs["customers"][r["customer_id"]], signing_pair=refs["pairs"][r["signing_pair"]],
+        expires=_time(r["expires"]), created_at=_time(r["created_at"]),
+        aegis_evaluate_decision_id=r["aegis_evaluate_decision_id"]),
+    _attestation_references)
+
+
 # --- workflows ----------------------------------------------------------------------------
 
 TRANSITION_FIELDS = ("seq", "from_state", "to_state", "triggered_by", "reason", "payload", "prev_hash", "hash")
@@ -314,8 +367,10 @@ def restore_workflows(records):
 SECTIONS: list[Section] = [
     TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), CONFIG_VERSIONS.section(),
     Section("workflows", dump_workflows, restore_workflows),
-    CALIBRATION_PROPOSALS.section(),
+    CALIBRATION_PROPOSALS.section(), SIGNING_PAIRS.section(), ATTESTATIONS.section(),
 ]
+# Sections newer releases added: a file written before them simply has none.
+ADDED_LATER = frozenset({"attestation_signing_pairs", "attestations"})
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -442,7 +497,8 @@ def _records(path: Path) -> Iterator[tuple[str, Any]]:
                         manifest = json.loads(line[len(MANIFEST_PREFIX):].rstrip().removesuffix("}"))
                     except ValueError:
                         raise BackupError(f"line {number}: the manifest is not valid JSON") from None
-                    if seen_sections != expected_sections:
+                    if [name for name in expected_sections
+                            if name in seen_sections or name not in ADDED_LATER] != seen_sections:
                         raise BackupError(f"sections {seen_sections} found, expected {expected_sections}")
                     manifest["_computed_sha256"] = digest.hexdigest()
                     manifest["_layout_version"] = version

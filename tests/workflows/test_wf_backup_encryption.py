@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,12 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 from fernet_fields.hkdf import derive_fernet_key
 
+from attestations import keys as attestation_keys
+from attestations import services as attestation_services
+from attestations.models import Attestation, SigningKeyPair
 from calibration import services as calibration_services
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from governance import services as governance_services
@@ -32,7 +38,7 @@ from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from workflows.roles import Role
-from append_only_support import wipe_decisions
+from append_only_support import wipe_attestations, wipe_decisions
 from backup_support import (MANIFEST_PREFIX, read_text, record_positions, records_of, with_manifest_rehashed,
                             write_format_1, write_text)
 from wf_support import HALT, submit, wipe_workflow_tables
@@ -57,6 +63,12 @@ def populated(db):
     halted = submit({**HALT, "proposal_summary": f"{MARKER} workflow summary"}, actor=SUBMITTER, customer=customer)
     services.request_override(halted.workflow_id, actor=RISK, justification=f"{MARKER} override justification")
     calibration_services.propose("tau_warning", 0.25, f"{MARKER} calibration justification", actor=RISK)
+    attestation_keys.generate_pair()
+    attestation_services.issue_attestation(customer, {
+        "decision_id": str(uuid.uuid4()), "subject_digest_sha256": "c0" * 32, "environment": "production",
+        "risk_class": "low", "policy_version": "1.0.0", "repository": "acme/app", "workflow_ref": "deploy.yml",
+        "run_id": "1", "run_attempt": 1, "gate_pass_states": {"risk": "pass"}, "builder_id": "ci",
+        "expires_at": (timezone.now() + timedelta(hours=1)).isoformat()})
     return customer
 
 
@@ -72,7 +84,7 @@ def database_state() -> dict[str, list[str]]:
 
 
 RESTORED = (CalibrationProposal, WorkflowCheckpoint, WorkflowTransition, WorkflowInstance, Decision, ApiKey, Customer,
-            ConfigurationVersion)
+            ConfigurationVersion, Attestation, SigningKeyPair)
 
 
 def empty_database() -> None:
@@ -80,6 +92,7 @@ def empty_database() -> None:
     the rows outside the backup that refer to them (usage counters, …)."""
     dependants = [model for model in apps.get_models() if model not in RESTORED and any(
         f.is_relation and f.related_model in RESTORED for f in model._meta.concrete_fields)]
+    wipe_attestations()
     with connection.cursor() as cursor:
         for model in (*dependants, CalibrationProposal):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
@@ -89,7 +102,8 @@ def empty_database() -> None:
         for model in (ApiKey, Customer, ConfigurationVersion):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
     assert row_counts() == {"customers": 0, "api_keys": 0, "decisions": 0, "configuration_versions": 0,
-                            "workflows": 0, "transitions": 0, "checkpoints": 0, "calibration_proposals": 0}
+                            "workflows": 0, "transitions": 0, "checkpoints": 0, "calibration_proposals": 0,
+                            "attestations": 0, "attestation_signing_pairs": 0}
 
 
 def row_counts() -> dict[str, int]:
@@ -98,7 +112,8 @@ def row_counts() -> dict[str, int]:
             "decisions": Decision.objects.count(), "configuration_versions": ConfigurationVersion.objects.count(),
             "workflows": WorkflowInstance.objects.count(), "transitions": WorkflowTransition.objects.count(),
             "checkpoints": WorkflowCheckpoint.objects.count(),
-            "calibration_proposals": CalibrationProposal.objects.count()}
+            "calibration_proposals": CalibrationProposal.objects.count(), "attestations": Attestation.objects.count(),
+            "attestation_signing_pairs": SigningKeyPair.objects.count()}
 
 
 def all_chains_valid() -> int:
