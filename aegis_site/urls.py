@@ -35,6 +35,7 @@ urlpatterns = [
     path("calibration/", include("calibration.urls")),
     path("drift/", include("governance.urls")),
     path("telemetry/", include("governance.telemetry_views")),
+    path("decisions/attestations/", include("attestations.page_urls")),
     path("decisions/", include("governance.decision_urls")),
     path("", include("governance.api.urls")),
     path("", include("attestations.urls")),

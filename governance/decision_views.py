@@ -1,6 +1,6 @@
 """Decision pages under /decisions/ (staff only): the stored decisions, filtered and
-searched, newest first; one decision with its inputs, gates, answer, review and override;
-and the buttons that request an override or approve, reject or withdraw its review.
+searched, newest first; one decision with its inputs, gates, answer, review, override and
+the attestations that name it (their pages are attestations.views); and the buttons that request an override or approve, reject or withdraw its review.
 
 The pages change nothing themselves: the POST views call `governance.decisions`
 (`request_override`, `act`), which check who may do what, and show what they answered.
@@ -30,6 +30,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from attestations import services as attestation_services
 from calibration.models import ConfigurationVersion
 from workflows import services as workflow_services
 from workflows.machines import MACHINES, PROPOSAL
@@ -387,7 +388,8 @@ def decision_detail(request, decision_id):
         "workflow": workflow, "timeline": _timeline(workflow) if workflow is not None else [],
         "chain": DurableWorkflowEngine().report(workflow.workflow_id) if workflow is not None else None,
         "override": _override_view(override, actor) if override is not None else None,
-        "actions": _actions(decision, actor), "justification_max": decisions.JUSTIFICATION_MAX_LENGTH})
+        "actions": _actions(decision, actor), "justification_max": decisions.JUSTIFICATION_MAX_LENGTH,
+        "attestations": attestation_services.attestations_of_decision(decision)})
 
 
 # --- acting (through the decision verbs) --------------------------------------------------

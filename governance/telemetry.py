@@ -132,10 +132,10 @@ def check_can_view_events(user) -> None:
     users never may; superusers always may)."""
     if user is None or not user.has_perm(VIEW_EVENTS_PERMISSION):
         raise PermissionDenied(f"/telemetry/ needs the permission {VIEW_EVENTS_PERMISSION} "
-                               f"({_holders_of(VIEW_EVENTS_PERMISSION)}).")
+                               f"({holders_of(VIEW_EVENTS_PERMISSION)}).")
 
 
-def _holders_of(permission: str) -> str:
+def holders_of(permission: str) -> str:
     """Which groups hold `permission`, for a refusal that tells the reader whom to ask."""
     app_label, codename = permission.split(".")
     names = list(Group.objects.filter(permissions__content_type__app_label=app_label,

@@ -212,8 +212,9 @@ def verification_announcement(run_id: int) -> Announcement | None:
     run = ChainVerificationRun.objects.filter(pk=run_id).first()
     if run is None or run.finished_at is None or run.broken == 0:
         return None
-    first = [failure.get("workflow_id") or failure.get("decision_id") or f"seal block {failure.get('block')}"
-             for failure in run.failures[:3]]
+    first = [failure.get("workflow_id") or failure.get("decision_id")
+             or (f"attestation {failure['attestation_id']}" if failure.get("attestation_id") else None)
+             or f"seal block {failure.get('block')}" for failure in run.failures[:3]]
     return Announcement(
         key=f"chain-verification:{run.pk}", kind=Kind.VERIFICATION_FAILED,
         subject=f"Audit chain verification failed: {run.broken} of {run.checked} records broken",

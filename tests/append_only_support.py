@@ -1,5 +1,5 @@
-"""Lifting the append-only triggers of decisions and their seal blocks in tests (imported as
-`append_only_support`: tests/ is on sys.path for every test module).
+"""Lifting the append-only triggers of decisions, their seal blocks and attestations in
+tests (imported as `append_only_support`: tests/ is on sys.path for every test module).
 
 Inside a test's transaction the DDL is rolled back with it on SQLite and PostgreSQL; the
 helpers put the triggers back anyway, so a transactional test leaves them as it found them.
@@ -70,16 +70,27 @@ def wipe_decisions() -> None:
 ATTESTATION_TRIGGERS = importlib.import_module("attestations.migrations.0001_initial").TRIGGERS
 
 
+@contextmanager
+def attestations_writable() -> Iterator[None]:
+    """The attestation table without its append-only triggers (as someone with database
+    rights would have it), put back afterwards."""
+    install, remove = ATTESTATION_TRIGGERS[connection.vendor]
+    with connection.cursor() as cursor:
+        for statement in remove:
+            cursor.execute(statement)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for statement in [*remove, *install]:  # IF EXISTS: none is created twice
+                cursor.execute(statement)
+
+
 def wipe_attestations() -> None:
     """Delete every attestation and signing pair (what a fresh server holds), the append-only
     triggers lifted for it and put back."""
     from attestations.models import Attestation, SigningKeyPair
 
-    install, remove = ATTESTATION_TRIGGERS[connection.vendor]
-    with connection.cursor() as cursor:
-        for statement in remove:
-            cursor.execute(statement)
+    with attestations_writable(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {Attestation._meta.db_table}")
         cursor.execute(f"DELETE FROM {SigningKeyPair._meta.db_table}")
-        for statement in install:
-            cursor.execute(statement)

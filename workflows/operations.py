@@ -1,5 +1,5 @@
 """Scheduled operations: the daily backup with rotation and the chain verification run
-(workflow chains and sealed decisions). Both are idempotent so that a redelivered task (a
+(workflow chains, sealed decisions and signed attestations). Both are idempotent so that a redelivered task (a
 worker killed mid-way) finishes the work exactly once."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from attestations import audit as attestation_audit
 from governance import sealing
 from governance.signals import send_after_commit
 from governance.telemetry import Event, emit
@@ -108,8 +109,9 @@ def rotate_backups(directory: Path, keep: int) -> list[Path]:
 
 def verify_all_chains() -> ChainVerificationRun:
     """Verify every workflow chain, then seal what is unsealed and verify every decision
-    against its block: one run, counting workflows and decisions in `checked` and `broken`,
-    keeping the first FAILURES_KEPT failures of each kind."""
+    against its block, then every stored attestation against its signed envelope: one run,
+    counting workflows, decisions and attestations in `checked` and `broken`, keeping the
+    first FAILURES_KEPT failures of each kind."""
     run = ChainVerificationRun.objects.create()
     checked, broken, failures = 0, 0, []
     for report in DurableWorkflowEngine().verify_all():
@@ -124,15 +126,22 @@ def verify_all_chains() -> ChainVerificationRun:
     for finding in sealing.verify_decisions(tally):
         if len(decision_failures) < FAILURES_KEPT:
             decision_failures.append(finding.as_failure())
-    checked += tally.checked
-    broken += tally.broken
+    attestations = attestation_audit.Tally()
+    attestation_failures = []
+    for finding in attestation_audit.verify_attestations(attestations):
+        if len(attestation_failures) < FAILURES_KEPT:
+            attestation_failures.append(finding.as_failure())
+    checked += tally.checked + attestations.checked
+    broken += tally.broken + attestations.broken
     with transaction.atomic():
         ChainVerificationRun.objects.filter(pk=run.pk).update(
-            checked=checked, broken=broken, failures=failures + decision_failures, finished_at=timezone.now())
+            checked=checked, broken=broken, failures=failures + decision_failures + attestation_failures,
+            finished_at=timezone.now())
         emit(Event.AUDIT_VERIFIED, actor="aegis-scheduler", subject=str(run.pk),
              data={"checked": checked, "broken": broken, "decisions": tally.checked,
                    "decisions_broken": tally.broken, "decisions_sealed_now": sealed,
-                   "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq})
+                   "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq,
+                   "attestations": attestations.checked, "attestations_broken": attestations.broken})
         send_after_commit(chains_verified, run_id=run.pk)
     run.refresh_from_db()
     return run

@@ -63,7 +63,7 @@ def test_key_rotation_rewrites_sealed_decisions_and_they_still_verify(tenant):
         assert seal_decisions() == 2
         assert {verify_decision(i).state for i in ids + unsealed} == {"sealed-valid"}
         out, err = run("aegis_verify_chain", all=True)
-        assert err == "" and out.splitlines()[-1].endswith(": 0 unsealed, 0 broken.")
+        assert err == "" and out.splitlines()[-2].endswith(": 0 unsealed, 0 broken.")
 
 
 # --- backup and restore ----------------------------------------------------------------------------

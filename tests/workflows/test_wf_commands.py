@@ -347,7 +347,8 @@ def test_verify_chain_all_on_valid_chains(populated):
     total, decisions = WorkflowInstance.objects.count(), Decision.objects.count()
     assert out.strip().splitlines() == [
         f"{total} workflow(s) checked, 0 broken.",
-        f"{decisions} decision(s) checked in 0 seal block(s), no block yet: {decisions} unsealed, 0 broken."]
+        f"{decisions} decision(s) checked in 0 seal block(s), no block yet: {decisions} unsealed, 0 broken.",
+        "0 attestation(s) checked, 0 broken."]
     assert err == ""
 
 

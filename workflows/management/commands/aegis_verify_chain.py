@@ -1,19 +1,21 @@
-"""Verify audit chains: one workflow, or --all (every workflow chain, and every stored
-decision against its seal block). Exit status 1 if anything is broken."""
+"""Verify audit chains: one workflow, or --all (every workflow chain, every stored decision
+against its seal block, every stored attestation against its signed envelope). Exit status
+1 if anything is broken."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from attestations import audit as attestation_audit
 from governance import sealing
 from workflows.persistence.durable import DurableWorkflowEngine
 
 
 class Command(BaseCommand):
     help = ("Verify the hash-chained audit trail of one workflow (WORKFLOW_ID) or of all (--all: every "
-            "workflow and every sealed decision).")
+            "workflow, every sealed decision and every attestation).")
 
     def add_arguments(self, parser):
         parser.add_argument("workflow_id", nargs="?")
-        parser.add_argument("--all", action="store_true", help="verify every workflow and every decision")
+        parser.add_argument("--all", action="store_true", help="verify every workflow, decision and attestation")
 
     def handle(self, *args, workflow_id=None, all=False, **options):
         if bool(workflow_id) == bool(all):
@@ -30,9 +32,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"OK {report.workflow_id}: {report.message}")
         self.stdout.write(f"{checked} workflow(s) checked, {broken} broken.")
         decisions_broken = self._decisions() if all else 0
-        if broken or decisions_broken:
+        attestations_broken = self._attestations() if all else 0
+        if broken or decisions_broken or attestations_broken:
             parts = [f"{broken} audit chain(s)"] if broken else []
             parts += [f"{decisions_broken} decision finding(s)"] if decisions_broken else []
+            parts += [f"{attestations_broken} broken attestation(s)"] if attestations_broken else []
             raise CommandError(" and ".join(parts) + " failed verification", returncode=1)
 
     def _decisions(self) -> int:
@@ -43,4 +47,11 @@ class Command(BaseCommand):
                 else "no block yet")
         self.stdout.write(f"{tally.checked} decision(s) checked in {tally.blocks} seal block(s), {head}: "
                           f"{tally.unsealed} unsealed, {tally.broken} broken.")
+        return tally.broken
+
+    def _attestations(self) -> int:
+        tally = attestation_audit.Tally()
+        for finding in attestation_audit.verify_attestations(tally):
+            self.stderr.write(f"BROKEN {finding.message}")
+        self.stdout.write(f"{tally.checked} attestation(s) checked, {tally.broken} broken.")
         return tally.broken
