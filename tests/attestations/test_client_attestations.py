@@ -33,7 +33,7 @@ from client_attest_support import (DIGEST, PROCEED_GATES, Blocking, attest_argum
 from attestations import keys  # noqa: E402
 from attestations.envelope import PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE  # noqa: E402
 from attestations.models import Attestation  # noqa: E402
-from governance import decisions  # noqa: E402
+from governance import decisions, services  # noqa: E402
 from governance.models import TelemetryEvent  # noqa: E402
 from governance.telemetry import Event  # noqa: E402
 from workflows.roles import ROLE_GROUPS, Role  # noqa: E402
@@ -222,6 +222,52 @@ def test_without_a_signing_pair_attest_and_verify_are_503(flavour, tenant, conne
     assert Attestation.objects.count() == 0
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("who, status", [("anonymous", 401), ("revoked key", 401), ("tenant's key", 201)])
+def test_attest_needs_a_valid_api_key(signing_pair, tenant, who, status):
+    if who == "revoked key":
+        services.revoke_api_key(tenant.customer, tenant.key.key_id)
+    client = ApiClient() if who == "anonymous" else ApiClient(tenant.plaintext)
+
+    response = client.post("/attest", attest_arguments())
+
+    assert response.status_code == status, response.content
+    assert Attestation.objects.count() == (1 if status == 201 else 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method, path", [("POST", "/attestations/verify"),
+                                          ("GET", "/attestations/0f8e7d6c-5b4a-4392-8100-aabbccddeeff")])
+@pytest.mark.parametrize("key", [None, "aegis_thisKeyWasNeverIssued"], ids=["anonymous", "unknown key"])
+def test_verify_and_get_need_a_valid_api_key(signing_pair, method, path, key):
+    body = {"envelope": {}, "expected_digest": DIGEST, "expected_environment": "production"}
+
+    response = ApiClient(key).request(method, path, body if method == "POST" else None)
+
+    assert_json_error(response, 401)
+
+
+@pytest.mark.django_db
+def test_the_answers_carry_exactly_the_documented_fields(signing_pair, tenant):
+    api = ApiClient(tenant.plaintext)
+    created = raw_attest(tenant, attest_arguments())
+    decision_id = created.json()["decision_id"]
+
+    verified = api.post("/attestations/verify", {"envelope": created.json()["envelope"], "expected_digest": DIGEST,
+                                                 "expected_environment": "production"})
+    got = api.get(f"/attestations/{decision_id}")
+
+    assert created.status_code == 201 and not created.has_header("X-AEGIS-Idempotent-Replayed")
+    assert set(created.json()) == {"decision_id", "envelope", "statement_canonical_sha256", "issued_at", "expires_at"}
+    assert set(created.json()["envelope"]) == {"payloadType", "payload", "signatures"}
+    assert all(set(signature) == {"keyid", "sig"} for signature in created.json()["envelope"]["signatures"])
+    assert verified.status_code == 200 and set(verified.json()) == {"valid", "verified_at", "error_class"}
+    assert got.status_code == 200 and set(got.json()) == {
+        "decision_id", "envelope", "predicate", "artifact_digest", "environment", "risk_class", "policy_version",
+        "repository", "workflow_ref", "run_id", "run_attempt", "expires_at", "created_at", "customer_id",
+        "aegis_evaluate_decision_id"}
+
+
 # --- POST /attest: bad input -----------------------------------------------------------------
 
 def without(name):
@@ -236,6 +282,8 @@ def without(name):
     (attest_arguments(run_attempt="1"), 400, "run_attempt"),
     (attest_arguments(run_attempt=True), 400, "run_attempt"),
     (attest_arguments(run_attempt=1.5), 400, "run_attempt"),
+    (attest_arguments(run_attempt=2 ** 31), 400, "run_attempt must be an integer from 1 to 2147483647"),
+    (attest_arguments(run_attempt=2 ** 60), 400, "run_attempt must be an integer from 1 to 2147483647"),
     (attest_arguments(gate_pass_states={**PROCEED_GATES, "risk": "passed"}), 400, "gate_pass_states.risk"),
     (attest_arguments(gate_pass_states={}), 400, "gate_pass_states"),
     (attest_arguments(gate_pass_states=["risk"]), 400, "gate_pass_states"),
@@ -254,6 +302,8 @@ def without(name):
     (attest_arguments(environment="prod"), 400, "environment"),
     (attest_arguments(risk_class="severe"), 400, "risk_class"),
     (attest_arguments(repository=""), 400, "repository"),
+    (attest_arguments(policy_version="1." * 101), 400,
+     "policy_version must be a non-empty string of at most 200 characters, got '202 characters'"),
     (attest_arguments(run_id=4242), 400, "run_id"),
     (without("builder_id"), 400, "builder_id"),
     (without("gate_pass_states"), 400, "gate_pass_states"),
