@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import rfc8785
 from aegis import (Aegis, AsyncAegis, AttestationCollisionError, AttestationNotFoundError,
                    AttestationProviderUnavailableError, AttestationVerifyKey, ValidationError,
                    verify_attestation_locally)
@@ -117,6 +118,7 @@ def test_a_new_attestation_is_201_with_a_signed_in_toto_statement(flavour, signi
     payload = base64.b64decode(envelope["payload"])
     assert result.statement_canonical_sha256 == hashlib.sha256(payload).hexdigest()
     statement = statement_of(envelope)
+    assert payload == rfc8785.dumps(statement)  # canonical: what both signatures cover
     assert statement["_type"] == STATEMENT_TYPE and statement["predicateType"] == PREDICATE_TYPE
     assert statement["subject"] == [{"name": "payments-api.tar.gz", "digest": {"sha256": DIGEST}}]
     predicate = statement["predicate"]
@@ -167,9 +169,9 @@ def test_the_same_attestation_again_is_a_200_replay(flavour, signing_pair, tenan
             first.decision_id, first.statement_canonical_sha256, first.issued_at, first.expires_at)
     assert Attestation.objects.count() == 1
     assert TelemetryEvent.objects.filter(name=Event.ATTESTATION_ISSUED).count() == 1
-    status = {response.status_code for response in (raw_attest(tenant, arguments, **{"Idempotency-Key": "deploy-7"}),
-                                                     raw_attest(tenant, arguments))}
-    assert status == {200}
+    for raw in (raw_attest(tenant, arguments, **{"Idempotency-Key": "deploy-7"}), raw_attest(tenant, arguments)):
+        assert (raw.status_code, raw["X-AEGIS-Idempotent-Replayed"]) == (200, "true")  # the second without a key
+        assert raw.json()["envelope"] == first.envelope.to_dict()
 
 
 @live
@@ -270,48 +272,62 @@ def test_the_answers_carry_exactly_the_documented_fields(signing_pair, tenant):
 
 # --- POST /attest: bad input -----------------------------------------------------------------
 
-def without(name):
-    body = attest_arguments()
-    del body[name]
-    return body
+MISSING = object()  # a field left out of the body
+RUN_ATTEMPT_RANGE = "run_attempt must be an integer from 1 to 2147483647"
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body, status, named", [
-    (attest_arguments(run_attempt=0), 400, "run_attempt"),
-    (attest_arguments(run_attempt="1"), 400, "run_attempt"),
-    (attest_arguments(run_attempt=True), 400, "run_attempt"),
-    (attest_arguments(run_attempt=1.5), 400, "run_attempt"),
-    (attest_arguments(run_attempt=2 ** 31), 400, "run_attempt must be an integer from 1 to 2147483647"),
-    (attest_arguments(run_attempt=2 ** 60), 400, "run_attempt must be an integer from 1 to 2147483647"),
-    (attest_arguments(gate_pass_states={**PROCEED_GATES, "risk": "passed"}), 400, "gate_pass_states.risk"),
-    (attest_arguments(gate_pass_states={}), 400, "gate_pass_states"),
-    (attest_arguments(gate_pass_states=["risk"]), 400, "gate_pass_states"),
-    (attest_arguments(requested_by="ci"), 422, "requested_by"),
-    (attest_arguments(expires_at="2026-12-03T18:00:00"), 400, "expires_at"),
-    (attest_arguments(expires_at="tomorrow"), 400, "expires_at"),
-    (attest_arguments(expires_at=moment(minutes=-1)), 400, "expires_at"),
-    (attest_arguments(expires_at=moment(hours=24, minutes=5)), 400, "expires_at"),
-    (attest_arguments(risk_class="high", expires_at=moment(hours=4, minutes=5)), 400, "expires_at"),
-    (attest_arguments(external_parameters=["ref"]), 400, "external_parameters"),
-    (attest_arguments(external_parameters="ref=main"), 400, "external_parameters"),
-    (attest_arguments(external_parameters={"build": 2 ** 60}), 400, "external_parameters"),
-    (attest_arguments(decision_id="deploy-42"), 400, "decision_id"),
-    (attest_arguments(aegis_evaluate_decision_id="not-a-uuid"), 400, "aegis_evaluate_decision_id"),
-    (attest_arguments(subject_digest_sha256="A3F1" * 16), 400, "subject_digest_sha256"),
-    (attest_arguments(environment="prod"), 400, "environment"),
-    (attest_arguments(risk_class="severe"), 400, "risk_class"),
-    (attest_arguments(repository=""), 400, "repository"),
-    (attest_arguments(policy_version="1." * 101), 400,
-     "policy_version must be a non-empty string of at most 200 characters, got '202 characters'"),
-    (attest_arguments(run_id=4242), 400, "run_id"),
-    (without("builder_id"), 400, "builder_id"),
-    (without("gate_pass_states"), 400, "gate_pass_states"),
-], ids=lambda value: value if isinstance(value, str) else None)
-def test_bad_input_sent_raw_is_refused_naming_the_field(signing_pair, tenant, body, status, named):
+@pytest.mark.parametrize("changes, status, named", [
+    pytest.param({"run_attempt": 0}, 400, RUN_ATTEMPT_RANGE, id="run_attempt 0"),
+    pytest.param({"run_attempt": "1"}, 400, RUN_ATTEMPT_RANGE, id="run_attempt a string"),
+    pytest.param({"run_attempt": True}, 400, RUN_ATTEMPT_RANGE, id="run_attempt a bool"),
+    pytest.param({"run_attempt": 1.5}, 400, RUN_ATTEMPT_RANGE, id="run_attempt a float"),
+    pytest.param({"run_attempt": 2 ** 31}, 400, RUN_ATTEMPT_RANGE, id="run_attempt 2**31"),
+    pytest.param({"run_attempt": 2 ** 60}, 400, RUN_ATTEMPT_RANGE, id="run_attempt 2**60"),
+    pytest.param({"gate_pass_states": {**PROCEED_GATES, "risk": "passed"}}, 400,
+                 "gate_pass_states.risk must be one of pass, fail, skipped", id="gate state unknown"),
+    pytest.param({"gate_pass_states": {}}, 400, "gate_pass_states must be", id="gate states empty"),
+    pytest.param({"gate_pass_states": ["risk"]}, 400, "gate_pass_states must be", id="gate states a list"),
+    pytest.param({"gate_pass_states": MISSING}, 400, "Missing required field(s): gate_pass_states",
+                 id="gate states missing"),
+    pytest.param({"requested_by": "ci"}, 422, "Unknown field(s): requested_by", id="unknown field"),
+    pytest.param({"expires_at": "2026-12-03T18:00:00"}, 400, "expires_at must be an ISO-8601 time with its UTC offset",
+                 id="expires_at without offset"),
+    pytest.param({"expires_at": "tomorrow"}, 400, "expires_at must be an ISO-8601 time", id="expires_at not a time"),
+    pytest.param({"expires_at": moment(minutes=-1)}, 400, "expires_at must be after the time of issue",
+                 id="expires_at in the past"),
+    pytest.param({"expires_at": moment(hours=24, minutes=5)}, 400, "expires_at must be at most 24 hours after",
+                 id="medium beyond 24 h"),
+    pytest.param({"risk_class": "high", "expires_at": moment(hours=4, minutes=5)}, 400,
+                 "expires_at must be at most 4 hours after", id="high beyond 4 h"),
+    pytest.param({"external_parameters": ["ref"]}, 400, "external_parameters must be a JSON object",
+                 id="external_parameters a list"),
+    pytest.param({"external_parameters": "ref=main"}, 400, "external_parameters must be a JSON object",
+                 id="external_parameters a string"),
+    pytest.param({"external_parameters": {"build": 2 ** 60}}, 400, "external_parameters must be JSON that has a "
+                 "canonical form", id="external_parameters 2**60"),
+    pytest.param({"decision_id": "deploy-42"}, 400, "decision_id must be a 36-character UUID", id="decision_id"),
+    pytest.param({"aegis_evaluate_decision_id": "no"}, 400, "aegis_evaluate_decision_id must be a 36-character UUID",
+                 id="aegis_evaluate_decision_id"),
+    pytest.param({"subject_digest_sha256": "A3F1" * 16}, 400, "subject_digest_sha256 must be 64 lower-case hex",
+                 id="digest in upper case"),
+    pytest.param({"environment": "prod"}, 400, "environment must be one of production, staging, preview",
+                 id="environment"),
+    pytest.param({"risk_class": "severe"}, 400, "risk_class must be one of low, medium, high, critical",
+                 id="risk_class"),
+    pytest.param({"repository": " "}, 400, "repository must be a non-empty string", id="repository blank"),
+    pytest.param({"policy_version": "1." * 101}, 400,
+                 "policy_version must be a non-empty string of at most 200 characters, got '202 characters'",
+                 id="policy_version too long"),
+    pytest.param({"run_id": 4242}, 400, "run_id must be a non-empty string", id="run_id a number"),
+    pytest.param({"builder_id": MISSING}, 400, "Missing required field(s): builder_id", id="builder_id missing"),
+])
+def test_bad_input_sent_raw_is_refused_naming_the_field(signing_pair, tenant, changes, status, named):
+    body = {name: value for name, value in attest_arguments(**changes).items() if value is not MISSING}
+
     error = assert_json_error(raw_attest(tenant, body), status)["error"]
 
-    assert named in error
+    assert error.startswith(named), error
     assert Attestation.objects.count() == 0
 
 
@@ -407,7 +423,8 @@ def test_gate_states_that_differ_from_the_decision_are_422_naming_the_gate(signi
 
     for gates, claimed, recorded in cases:
         with pytest.raises(ValidationError) as refused:
-            client.attestations.attest(**attest_arguments(gate_pass_states=gates, aegis_evaluate_decision_id=decision_id))
+            client.attestations.attest(**attest_arguments(gate_pass_states=gates,
+                                                          aegis_evaluate_decision_id=decision_id))
         assert refused.value.status_code == 422
         assert claimed in refused.value.message and recorded in refused.value.message, refused.value.message
     assert Attestation.objects.count() == 0
