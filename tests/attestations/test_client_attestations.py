@@ -211,10 +211,11 @@ def test_an_idempotency_key_reused_with_another_body_is_422(flavour, signing_pai
 @FLAVOURS
 def test_without_a_signing_pair_attest_and_verify_are_503(flavour, tenant, connect):
     client = connect(tenant, flavour)
+    arguments = attest_arguments()
     envelope = DSSEEnvelope.from_response({"payload": "e30=", "signatures": []})
 
     with pytest.raises(AttestationProviderUnavailableError) as on_attest:
-        client.attestations.attest(**attest_arguments())
+        client.attestations.attest(**arguments, idempotency_key="deploy-9")
     with pytest.raises(AttestationProviderUnavailableError) as on_verify:
         client.attestations.verify(envelope=envelope, expected_digest=DIGEST, expected_environment="production")
 
@@ -222,6 +223,9 @@ def test_without_a_signing_pair_attest_and_verify_are_503(flavour, tenant, conne
         assert error.status_code == 503
         assert "aegis_attestation_keys generate" in error.message
     assert Attestation.objects.count() == 0
+    keys.generate_pair()  # the refusal kept neither the decision_id nor the Idempotency-Key
+    assert client.attestations.attest(**arguments, idempotency_key="deploy-9").idempotent_replayed is False
+    assert Attestation.objects.count() == 1
 
 
 @pytest.mark.django_db
