@@ -12,6 +12,7 @@ import hashlib
 import re
 import sys
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -394,6 +395,23 @@ def test_the_time_to_live_of_each_risk_class_comes_from_the_settings(signing_pai
         assert f"AEGIS_ATTESTATION_TTL_HOURS_{risk_class.upper()}" in error
     assert low.status_code == high.status_code == 201
     assert Attestation.objects.count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("suffix, offset", [("Z", timedelta(0)), ("+02:00", timedelta(hours=2)),
+                                            ("-05:30", -timedelta(hours=5, minutes=30))])
+def test_expires_at_in_any_offset_is_signed_as_written(signing_pair, tenant, suffix, offset):
+    local = (datetime.now(timezone.utc) + timedelta(hours=3)).astimezone(timezone(offset))
+    written = local.replace(microsecond=0, tzinfo=None).isoformat() + suffix
+
+    response = raw_attest(tenant, attest_arguments(expires_at=written))
+
+    assert response.status_code == 201, response.content
+    assert response.json()["expires_at"] == written
+    assert statement_of(response.json()["envelope"])["predicate"]["governance"]["expires_at"] == written
+    verified = ApiClient(tenant.plaintext).post("/attestations/verify", {
+        "envelope": response.json()["envelope"], "expected_digest": DIGEST, "expected_environment": "production"})
+    assert verified.json()["valid"] is True, verified.json()
 
 
 # --- the governance decision an attestation names ---------------------------------------------
