@@ -237,7 +237,7 @@ def issue_attestation(customer: Customer, data: dict[str, Any], *, request_id: s
     transaction holds it (the Idempotency-Key record commits with it)."""
     request = parse_attest_request(data)
     fields = request.fields
-    request_hash = body_fingerprint(data)
+    request_hash = body_fingerprint(fields)  # as read, so the same contents written differently replay
     replay = _existing(fields["decision_id"], customer, request_hash)
     if replay is not None:
         return replay
