@@ -175,6 +175,22 @@ def test_the_same_attestation_again_is_a_200_replay(flavour, signing_pair, tenan
         assert raw.json()["envelope"] == first.envelope.to_dict()
 
 
+@pytest.mark.django_db
+def test_the_same_contents_written_differently_are_the_same_attestation(signing_pair, tenant):
+    arguments = attest_arguments(external_parameters={}, workflow_ref="deploy-caf\u00e9.yml@refs/heads/main")
+    first = raw_attest(tenant, arguments)
+    written_differently = {name: value for name, value in arguments.items() if name != "external_parameters"}
+    written_differently.update(decision_id=arguments["decision_id"].upper(),
+                               workflow_ref="deploy-cafe\u0301.yml@refs/heads/main")  # NFD
+
+    again = raw_attest(tenant, written_differently)
+
+    assert first.status_code == 201, first.content
+    assert (again.status_code, again["X-AEGIS-Idempotent-Replayed"]) == (200, "true"), again.content
+    assert again.json() == first.json()
+    assert Attestation.objects.count() == 1
+
+
 @live
 @FLAVOURS
 def test_a_decision_id_used_before_with_other_contents_or_by_another_tenant_is_409(
