@@ -39,7 +39,7 @@ from governance import decisions, services  # noqa: E402
 from governance.models import TelemetryEvent  # noqa: E402
 from governance.telemetry import Event  # noqa: E402
 from workflows.roles import ROLE_GROUPS, Role  # noqa: E402
-from workflows.services import actor_for  # noqa: E402
+from workflows.services import actor_for, fire_event  # noqa: E402
 
 live = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 FLAVOURS = pytest.mark.parametrize("flavour", ["sync", "async"])
@@ -94,9 +94,10 @@ def raw_attest(tenant, body, **headers):
     return ApiClient(tenant.plaintext).post("/attest", body, headers=headers)
 
 
-def risk_lead():
-    user = get_user_model().objects.create_user("rita", password=None, is_staff=True)
-    user.groups.add(Group.objects.get_or_create(name=ROLE_GROUPS[Role.RISK_LEAD])[0])
+def person(username: str, role: Role):
+    """The actor of a signed-in person holding `role` (a custodian of reviews and overrides)."""
+    user = get_user_model().objects.create_user(username, password=None, is_staff=True)
+    user.groups.add(Group.objects.get_or_create(name=ROLE_GROUPS[role])[0])
     return actor_for(user)
 
 
@@ -499,7 +500,7 @@ def test_a_decision_that_did_not_proceed_is_422_until_a_risk_lead_approves_it(fl
                                                           aegis_evaluate_decision_id=decision.decision_id))
         assert refused.value.status_code == 422
         refusals[decision.status] = refused.value.message
-    decisions.act(paused.decision_id, "approve", actor=risk_lead(), comment="Reviewed the rollout plan")
+    decisions.act(paused.decision_id, "approve", actor=person("rita", Role.RISK_LEAD), comment="Reviewed the plan")
     approved = client.attestations.attest(**attest_arguments(aegis_evaluate_decision_id=paused.decision_id))
 
     assert refusals["pause"] == (f"Decision {paused.decision_id} is pause (its review is in_review): only a decision "
@@ -508,6 +509,25 @@ def test_a_decision_that_did_not_proceed_is_422_until_a_risk_lead_approves_it(fl
     assert refusals["escalate"].startswith(f"Decision {escalated.decision_id} is escalate")
     assert approved.idempotent_replayed is False
     assert [str(a.aegis_evaluate_decision_id) for a in Attestation.objects.all()] == [paused.decision_id]
+
+
+@pytest.mark.django_db
+def test_a_halt_whose_two_key_override_was_approved_can_be_attested(signing_pair, tenant):
+    api = ApiClient(tenant.plaintext)
+    halted = api.post("/evaluate", {"proposal_summary": "Novel payments router", "novelty_score": 0.9}).json()
+    arguments = attest_arguments(gate_pass_states={**PROCEED_GATES, "novelty": "fail"},
+                                 aegis_evaluate_decision_id=halted["decision_id"])
+    before = raw_attest(tenant, arguments)
+    override = api.post(f"/api/decisions/{halted['decision_id']}/override", {"justification": "Launch needs it"})
+    assert override.status_code in (200, 201), override.content
+
+    for custodian in (person("rita", Role.RISK_LEAD), person("sam", Role.SECURITY_LEAD)):
+        fire_event(override.json()["workflow_id"], "approve", actor=custodian, comment="Reviewed")
+    after = raw_attest(tenant, arguments)
+
+    assert halted["status"] == "halt"
+    assert assert_json_error(before, 422)["code"] == "decision_not_proceed"
+    assert after.status_code == 201, after.content
 
 
 @pytest.mark.django_db
