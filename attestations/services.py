@@ -39,6 +39,7 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 REQUIRED = ("decision_id", "subject_digest_sha256", "environment", "risk_class", "policy_version", "repository",
             "workflow_ref", "run_id", "run_attempt", "gate_pass_states", "builder_id", "expires_at")
 OPTIONAL = ("external_parameters", "subject_name", "build_type", "aegis_evaluate_decision_id")
+MAX_RUN_ATTEMPT = 2**31 - 1  # the column's range on every database, and well inside RFC 8785's integers
 TEXT_LIMITS = {"policy_version": 200, "repository": 500, "workflow_ref": 1000, "run_id": 200, "builder_id": 1000,
                "subject_name": 1000, "build_type": 1000}
 
@@ -96,12 +97,13 @@ def parse_attest_request(data: dict[str, Any]) -> AttestRequest:
             continue
         value = data[name]
         if not isinstance(value, str) or not value.strip() or len(value) > limit:
-            raise invalid(name, f"a non-empty string of at most {limit} characters", value if isinstance(value, str)
-                          and len(value) <= 80 else type(value).__name__)
+            got = (value if len(value) <= 80 else f"{len(value)} characters") if isinstance(value, str) else (
+                type(value).__name__)
+            raise invalid(name, f"a non-empty string of at most {limit} characters", got)
         fields[name] = nfc(value)
     attempt = data["run_attempt"]
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise invalid("run_attempt", "an integer of at least 1", attempt)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_RUN_ATTEMPT:
+        raise invalid("run_attempt", f"an integer from 1 to {MAX_RUN_ATTEMPT}", attempt)
     fields["run_attempt"] = attempt
     fields["gate_pass_states"] = _gate_states(data["gate_pass_states"])
     expires_at = data["expires_at"]
@@ -235,7 +237,7 @@ def issue_attestation(customer: Customer, data: dict[str, Any], *, request_id: s
     transaction holds it (the Idempotency-Key record commits with it)."""
     request = parse_attest_request(data)
     fields = request.fields
-    request_hash = body_fingerprint(data)
+    request_hash = body_fingerprint(fields)  # as read, so the same contents written differently replay
     replay = _existing(fields["decision_id"], customer, request_hash)
     if replay is not None:
         return replay

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "verifier_shim"))
 
 import pytest
 from django.db.backends.sqlite3.base import DatabaseOperations  # via .base: importing .operations first is circular
+from django.test.utils import override_settings
 
 # table -> the migration module holding its SQLite append-only triggers
 APPEND_ONLY = {
@@ -65,3 +66,17 @@ def forget_cached_keys_and_config():
     yield
     recent_keys.clear()
     forget_newest()
+
+
+@pytest.fixture
+def plain_http_live_server(request, django_db_setup):
+    """pytest-django's live_server reachable over plain http, as the official client uses
+    it for localhost. Production settings redirect http to https; SecurityMiddleware reads
+    that setting once, when the server builds its handler, so the server must first be
+    started under the override (a server already started by the browser tests has it too)."""
+    with override_settings(SECURE_SSL_REDIRECT=False):
+        server = request.getfixturevalue("live_server")
+    # What pytest-django's own helper does for tests that name `live_server` directly.
+    server._live_server_modified_settings.enable()
+    yield server
+    server._live_server_modified_settings.disable()

@@ -21,8 +21,12 @@ from pathlib import Path
 KEY = "race-0001"
 
 
-def race(plaintext: str, threads: int, body: dict) -> list[tuple]:
-    """[(status, json body) or ("exception", repr)] for each thread."""
+def race(plaintext: str, threads: int, body: dict, *, path: str = "/evaluate",
+         headers: dict[str, str] | None = None) -> list[tuple]:
+    """[(status, json body, X-AEGIS-Idempotent-Replayed) or ("exception", repr)] for each
+    thread, each POSTing `body` to
+    `path` with `headers` (by default the Idempotency-Key KEY)."""
+    headers = {"Idempotency-Key": KEY} if headers is None else headers
     from api_support import ApiClient
     from django.db import connection
 
@@ -33,8 +37,8 @@ def race(plaintext: str, threads: int, body: dict) -> list[tuple]:
         try:
             client = ApiClient(plaintext)
             barrier.wait(timeout=10)
-            response = client.post("/evaluate", body, headers={"Idempotency-Key": KEY})
-            results[index] = (response.status_code, response.json())
+            response = client.post(path, body, headers=headers)
+            results[index] = (response.status_code, response.json(), response.get("X-AEGIS-Idempotent-Replayed"))
         except Exception as exc:  # reported to the test, which fails on it
             results[index] = ("exception", repr(exc))
         finally:
@@ -61,7 +65,9 @@ def outcome(plaintext: str, customer, threads: int, body: dict) -> dict:
     }
 
 
-def main() -> None:
+def setup_script_database() -> None:
+    """Django set up for a race run as a script: the project and tests/api importable, the
+    test settings, and DATABASE_URL's database migrated."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aegis_site.test_settings")
@@ -73,6 +79,10 @@ def main() -> None:
 
     setup_test_environment()  # allows the test client's host, "testserver"
     call_command("migrate", verbosity=0)
+
+
+def main() -> None:
+    setup_script_database()
     from api_support import EXAMPLE_A
 
     from governance import services

@@ -1,5 +1,6 @@
 """Fixtures for the client-facing REST API tests (API.md): tenants, an HTTPS test client
-that speaks like the official client, and a plain-http live server for the contract test."""
+that speaks like the official client (the plain-http live server of the contract tests is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import itertools
 import pytest
 from api_support import ApiClient, Tenant, ensure_default_tiers
 from django.core.cache import cache
-from django.test.utils import override_settings
 
 from governance import services
 from governance.models import Tier
@@ -72,17 +72,3 @@ def api_for():
     def make(who, **headers) -> ApiClient:
         return ApiClient(who.plaintext if isinstance(who, Tenant) else who, **headers)
     return make
-
-
-@pytest.fixture
-def plain_http_live_server(request, django_db_setup):
-    """pytest-django's live_server reachable over plain http, as the official client uses
-    it for localhost. Production settings redirect http to https; SecurityMiddleware reads
-    that setting once, when the server builds its handler, so the server must first be
-    started under the override (a server already started by the browser tests has it too)."""
-    with override_settings(SECURE_SSL_REDIRECT=False):
-        server = request.getfixturevalue("live_server")
-    # What pytest-django's own helper does for tests that name `live_server` directly.
-    server._live_server_modified_settings.enable()
-    yield server
-    server._live_server_modified_settings.disable()
