@@ -328,17 +328,8 @@ def verify(customer: Customer, data: dict[str, Any], *, request_id: str = "",
 def find(decision_id: str, *, customer: Customer | None) -> Attestation:
     """A tenant's attestation (another tenant's answers like a missing one); every one for
     a signed-in person (customer None). Raises WorkflowError NOT_FOUND."""
-    try:
-        wanted = uuid.UUID(str(decision_id))
-    except ValueError:
-        wanted = None
-    found = Attestation.objects.select_related("customer", "signing_pair")
-    if customer is not None:
-        found = found.filter(customer=customer)
-    attestation = found.filter(decision_id=wanted).first() if wanted else None
-    if attestation is None:
-        raise WorkflowError(f"No attestation {decision_id}", WorkflowError.NOT_FOUND)
-    return attestation
+    return decision_verbs.find_by_decision_id(Attestation.objects.select_related("customer", "signing_pair"),
+                                              decision_id, customer=customer, what="attestation")
 
 
 def record(attestation: Attestation) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from governance import decisions
 from governance.decision_views import staff_required
 from governance.models import Customer
 from governance.telemetry import holders_of
-from governance.telemetry_views import KeysetPagedForm, encode_cursor
+from governance.telemetry_views import KeysetPagedForm, page_links
 from workflows.services import WorkflowError
 
 from . import audit, keys, services
@@ -99,15 +99,7 @@ def attestation_list(request):
     if page is not None and page.attestations:
         ring, now = keys.keyring(), timezone.now()
         rows = [{"attestation": a, "verdict": verdict(a, ring, now)} for a in page.attestations]
-    next_query = first_query = None
-    if page is not None and page.next_before is not None:
-        params = request.GET.copy()
-        params["cursor"] = encode_cursor(page.next_before)
-        next_query = params.urlencode()
-    if request.GET.get("cursor"):
-        params = request.GET.copy()
-        del params["cursor"]
-        first_query = params.urlencode()
+    next_query, first_query = page_links(request, page.next_before if page is not None else None)
     return render(request, "attestations/attestations.html", {
         "form": form, "page": page, "rows": rows, "next_query": next_query, "first_query": first_query,
         "page_size": PAGE_SIZE})

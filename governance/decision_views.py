@@ -44,7 +44,7 @@ from .engine.gates import GATE_NAMES
 from .engine.inputs import IMPACT_LEVELS
 from .json_limits import display_json
 from .models import Customer, Decision
-from .telemetry_views import KeysetPagedForm, encode_cursor
+from .telemetry_views import KeysetPagedForm, page_links
 from .templatetags.aegis_format import utc_text
 
 PAGE_SIZE = 50
@@ -254,15 +254,7 @@ def decision_list(request):
         overrides = _with_reviews(page.decisions)
         rows = [_list_row(d, overrides.get(str(d.review_workflow_id)) if d.review_workflow_id else None)
                 for d in page.decisions]
-    next_query = first_query = None
-    if page is not None and page.next_before is not None:
-        params = request.GET.copy()
-        params["cursor"] = encode_cursor(page.next_before)
-        next_query = params.urlencode()
-    if request.GET.get("cursor"):
-        params = request.GET.copy()
-        del params["cursor"]
-        first_query = params.urlencode()
+    next_query, first_query = page_links(request, page.next_before if page is not None else None)
     return render(request, "governance/decisions.html", {
         "form": form, "page": page, "rows": rows, "next_query": next_query, "first_query": first_query,
         "page_size": PAGE_SIZE, "scan_limit": SCAN_LIMIT})

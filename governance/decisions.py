@@ -130,21 +130,27 @@ def _as_list(values):
 
 # --- reading ------------------------------------------------------------------------------
 
-def find(decision_id, *, customer: Customer | None) -> Decision:
-    """A decision by id. With `customer` (a tenant's key) only that tenant's decisions
-    exist: another tenant's id answers exactly like a missing one. Without it (a signed-in
-    person) every decision is visible."""
+def find_by_decision_id(rows, decision_id, *, customer: Customer | None, what: str):
+    """The row of `rows` whose `decision_id` is `decision_id` (any spelling of a UUID). With
+    `customer` (a tenant's key) only that tenant's rows exist: another tenant's id answers
+    exactly like a missing one (WorkflowError NOT_FOUND). Without it (a signed-in person)
+    every row is visible."""
     try:
         wanted = uuid.UUID(str(decision_id))
     except ValueError:
         wanted = None
-    rows = Decision.objects.select_related("customer", "api_key")
     if customer is not None:
         rows = rows.filter(customer=customer)
-    decision = rows.filter(decision_id=wanted).first() if wanted else None
-    if decision is None:
-        raise WorkflowError(f"No decision {decision_id}", WorkflowError.NOT_FOUND)
-    return decision
+    found = rows.filter(decision_id=wanted).first() if wanted else None
+    if found is None:
+        raise WorkflowError(f"No {what} {decision_id}", WorkflowError.NOT_FOUND)
+    return found
+
+
+def find(decision_id, *, customer: Customer | None) -> Decision:
+    """A decision by id, scoped to `customer` as `find_by_decision_id` says."""
+    return find_by_decision_id(Decision.objects.select_related("customer", "api_key"), decision_id,
+                               customer=customer, what="decision")
 
 
 def attach_workflows(decisions: list[Decision]) -> list[Decision]:

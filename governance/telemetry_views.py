@@ -33,6 +33,21 @@ def encode_cursor(keyset: tuple[datetime, int]) -> str:
     return f"{(occurred_at - _EPOCH) // _MICROSECOND}-{pk}"
 
 
+def page_links(request, next_before: tuple[datetime, int] | None) -> tuple[str | None, str | None]:
+    """The query strings of a keyset-paged list's "next page" link (None on the last page)
+    and its "first page" link (None on the first page), keeping the request's filters."""
+    next_query = first_query = None
+    if next_before is not None:
+        params = request.GET.copy()
+        params["cursor"] = encode_cursor(next_before)
+        next_query = params.urlencode()
+    if request.GET.get("cursor"):
+        params = request.GET.copy()
+        del params["cursor"]
+        first_query = params.urlencode()
+    return next_query, first_query
+
+
 def decode_cursor(text: str) -> tuple[datetime, int]:
     """The inverse of `encode_cursor`; ValueError for anything else."""
     micros, sep, pk = text.partition("-")
@@ -128,20 +143,12 @@ def _row(event) -> dict:
 def telemetry_events(request):
     telemetry.check_can_view_events(request.user)  # before reading the filters: 403 whatever they are
     form = TelemetryFilterForm(request.GET if request.GET else None)
-    page = next_query = None
+    page = None
     if not form.is_bound:
         page = telemetry.list_events(actor_user=request.user)
     elif form.is_valid():
         page = telemetry.list_events(actor_user=request.user, **form.filters())
-    if page is not None and page.next_before is not None:
-        params = request.GET.copy()
-        params["cursor"] = encode_cursor(page.next_before)
-        next_query = params.urlencode()
-    first_query = None
-    if request.GET.get("cursor"):
-        params = request.GET.copy()
-        del params["cursor"]
-        first_query = params.urlencode()
+    next_query, first_query = page_links(request, page.next_before if page is not None else None)
     return render(request, "governance/telemetry.html", {
         "form": form, "page": page, "events": [_row(e) for e in page.events] if page else [],
         "next_query": next_query, "first_query": first_query, "page_size": telemetry.PAGE_SIZE})
