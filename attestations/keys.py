@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance.api.errors import ApiError
+from governance.telemetry import Event, emit
 
 from .envelope import (CONTEXT, ED25519_PREFIX, MLDSA65_PREFIX, PAYLOAD_TYPE, ErrorClass, KeyRing, PublicPair,
                        SigningPair, fingerprint)
@@ -113,16 +114,22 @@ def public_keys() -> list[dict[str, Any]]:
     return listed
 
 
-def generate_pair() -> SigningKeyPair:
+def generate_pair(*, actor: str = "aegis_attestation_keys") -> SigningKeyPair:
     """A new stored pair that signs from now on; the previous active pairs are retired and
     keep verifying."""
     pair = SigningPair.generate()
     now = timezone.now()
+    public = pair.public()
     with transaction.atomic():
-        SigningKeyPair.objects.select_for_update().filter(status=SigningKeyPair.Status.ACTIVE).update(
+        retired = [fingerprint(bytes(key)) for key in SigningKeyPair.objects.select_for_update().filter(
+            status=SigningKeyPair.Status.ACTIVE).values_list("ed25519_public", flat=True)]
+        SigningKeyPair.objects.filter(status=SigningKeyPair.Status.ACTIVE).update(
             status=SigningKeyPair.Status.RETIRED, retired_at=now)
-        row = _row_for(pair.public(), ed25519_seed=pair.ed25519_seed, mldsa65_seed=pair.mldsa65_seed, created_at=now)
+        row = _row_for(public, ed25519_seed=pair.ed25519_seed, mldsa65_seed=pair.mldsa65_seed, created_at=now)
         row.save()
+        emit(Event.ATTESTATION_PAIR_GENERATED, actor=actor, subject=public.ed25519_keyid,
+             data={"ed25519_keyid": public.ed25519_keyid, "mldsa65_keyid": public.mldsa65_keyid,
+                   "retired_ed25519_fingerprints": retired})
     return row
 
 

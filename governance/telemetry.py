@@ -44,6 +44,7 @@ class Event(StrEnum):
     NOTIFICATION_PREFERENCE_CHANGED = "notifications.preference"
     ATTESTATION_ISSUED = "attestation.issued"
     ATTESTATION_VERIFIED = "attestation.verified"
+    ATTESTATION_PAIR_GENERATED = "attestation.pair_generated"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ REGISTRY: dict[Event, EventSpec] = {
     Event.ATTESTATION_VERIFIED: EventSpec(
         "An envelope was verified (POST /attestations/verify): valid, or the error class.",
         lambda data: metrics.ATTESTATIONS.labels(result="valid" if data["valid"] else "invalid").inc()),
+    Event.ATTESTATION_PAIR_GENERATED: EventSpec(
+        "A new attestation signing pair signs from now on; the pairs it retired keep verifying."),
 }
 assert set(REGISTRY) == set(Event), "every event needs a spec"
 

@@ -23,6 +23,7 @@ from django.test.utils import override_settings
 
 from attestations.envelope import ErrorClass, SigningPair, fingerprint
 from attestations.models import Attestation, SigningKeyPair
+from governance.models import TelemetryEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +68,9 @@ def test_generating_again_rotates_the_pair_and_old_envelopes_keep_verifying():
         assert (answer["valid"], answer["error_class"]) == (True, None)
     old.refresh_from_db()
     assert (old.status, new.status) == ("retired", "active") and old.retired_at is not None
+    generated = TelemetryEvent.objects.filter(name="attestation.pair_generated").order_by("id")
+    assert [event.subject for event in generated] == [pair_keyids(old)[0], pair_keyids(new)[0]]
+    assert generated.last().data["retired_ed25519_fingerprints"] == [old.ed25519_fingerprint]
     listed = pipeline.public_keys()
     assert listed_by_status(listed) == {"active": pair_keyids(new), "retired": pair_keyids(old)}
     assert [key["algorithm"] for key in listed] == ["ed25519", "ml-dsa-65"] * 2
