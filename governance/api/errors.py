@@ -87,7 +87,7 @@ _DRF_ERRORS = {
 
 
 DECRYPTION_FAILED = ("Stored data cannot be decrypted with the configured FERNET_KEYS; an operator must "
-                     "restore the missing key (see README, \"Rotating the encryption key\")")
+                     "restore the missing key (see docs/operations.md, \"Rotating the encryption key\")")
 
 
 def decryption_failed(request, error: DecryptionError) -> JsonResponse:

@@ -1,4 +1,4 @@
-"""The README's production start, for real: `manage.py collectstatic --no-input`, then gunicorn
+"""The production start of docs/operations.md, for real: `manage.py collectstatic --no-input`, then gunicorn
 with the project's config and DEBUG off, behind a TLS-terminating proxy
 (SECURE_PROXY_SSL_HEADER=1, the proxy sending X-Forwarded-Proto).
 
