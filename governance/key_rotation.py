@@ -1,6 +1,6 @@
 """Re-encrypt every encrypted column under the first of FERNET_KEYS (`aegis_rotate_keys`).
 
-The procedure (README "Rotating the encryption key"): put the new key first in FERNET_KEYS
+The procedure (docs/operations.md, "Rotating the encryption key"): put the new key first in FERNET_KEYS
 on every process and restart them (new writes then use it, old values still decrypt), run
 the rotation, then remove the old key. The rotation walks each table in primary-key order,
 one short transaction per batch: the batch's rows are locked, every value not yet under
