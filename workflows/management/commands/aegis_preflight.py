@@ -27,8 +27,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--target-schema", help="the interface contract of the version to upgrade to")
         parser.add_argument("--backup", help="where to write the pre-upgrade backup (default: BACKUP_DIR)")
-        parser.add_argument("--target-version", metavar="X.Y.Z", help="the version X.Y.Z to upgrade to: lists its changelog's "
-                                                     "breaking changes since the running version")
+        parser.add_argument("--target-version", metavar="X.Y.Z",
+                            help="the version to upgrade to: lists its changelog's breaking changes since the running one")
         parser.add_argument("--changelog", dest="changelog_path", metavar="FILE",
                             help="the target version's CHANGELOG.md (default: this installation's)")
 
