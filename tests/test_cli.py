@@ -141,7 +141,7 @@ def test_migrate_config_with_the_shipped_aliases_gives_a_valid_config(tmp_path):
 def test_version_reports_app_schema_and_python():
     out = json.loads(run_aegis("version").stdout)
     assert out["schema"] == "1.1.1"
-    assert out["aegis"] == "1.0.0"
+    assert out["aegis"] == "1.1.0"
     assert out["python"].startswith("3.11")
 
 

@@ -1,8 +1,8 @@
 """The migration guide's pre-migration checklist as one command (PLATFORM.md §5).
 
 Steps: take a backup; validate the active configuration against the target contract;
-classify the contract differences; verify every audit chain and every sealed decision;
-list unapplied migrations.
+classify the contract differences; list the changelog's breaking changes up to the target
+version; verify every audit chain and every sealed decision; list unapplied migrations.
 Prints a report and exits 1 if anything blocks the upgrade.
 """
 
@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from calibration.versions import active_config
-from governance import sealing
+from governance import __version__, changelog, sealing
 from governance.engine.config import AegisConfig, ConfigError
 from governance.engine.contract import Compatibility, Contract, ContractError, compatibility, diff_contracts, migrate_config
 from workflows.backup import write_backup
@@ -27,11 +27,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--target-schema", help="the interface contract of the version to upgrade to")
         parser.add_argument("--backup", help="where to write the pre-upgrade backup (default: BACKUP_DIR)")
+        parser.add_argument("--target-version", metavar="X.Y.Z",
+                            help="the version to upgrade to: lists its changelog's breaking changes since the running one")
+        parser.add_argument("--changelog", dest="changelog_path", metavar="FILE",
+                            help="the target version's CHANGELOG.md (default: this installation's)")
 
-    def handle(self, *args, target_schema=None, backup=None, **options):
+    def handle(self, *args, target_schema=None, backup=None, target_version=None, changelog_path=None,
+               **options):
         self.blockers: list[str] = []
         self._backup(Path(backup) if backup else default_backup_path())
         self._configuration(target_schema)
+        self._breaking_changes(target_version, changelog_path)
         self._chains()
         self._decisions()
         self._migrations()
@@ -80,6 +86,25 @@ class Command(BaseCommand):
         self.step(verdict != Compatibility.BREAKING,
                   f"schema {current.version} → {target.version}: {verdict.name.lower()} ({len(diff)} change(s))",
                   blocking=verdict == Compatibility.BREAKING)
+
+    def _breaking_changes(self, target_version, changelog_path) -> None:
+        """The Breaking entries of every release the upgrade crosses: things to act on, not blockers."""
+        if target_version is None:
+            if changelog_path:
+                self.step(False, "--changelog needs --target-version (the version whose breaking changes to list)")
+            return
+        path = Path(changelog_path) if changelog_path else changelog.DEFAULT_CHANGELOG_PATH
+        try:
+            releases = changelog.releases_to_upgrade(changelog.read(path), __version__, target_version)
+        except changelog.ChangelogError as exc:
+            self.step(False, f"--target-version {target_version}: {exc}")
+            return
+        breaking = [(release.version, entry) for release in releases for entry in release.breaking]
+        for version, entry in breaking:
+            self.stdout.write(f"       breaking in {version}: {entry}")
+        self.step(not breaking, f"upgrade {__version__} → {target_version}: {len(breaking)} breaking change(s) in "
+                                f"{len(releases)} release(s) of {path.name} (act on each before migrating)",
+                  blocking=False)
 
     def _chains(self) -> None:
         checked, broken = 0, []
