@@ -12,6 +12,7 @@ not counted in memory: `StoredWorkCollector` reads them from the database at scr
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import secrets
 import time
@@ -21,6 +22,8 @@ from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
 
 DECISIONS = Counter("aegis_decisions_total", "Decisions made", ["status", "shadow"])
 GATE_RESULTS = Counter("aegis_gate_results_total", "Gate evaluations", ["gate", "result"])
@@ -34,14 +37,25 @@ SERVER_ERRORS = Counter("aegis_server_errors_total", "Requests answered 500 by a
 ATTESTATIONS = Counter("aegis_attestations_total", "Attestations issued, and envelopes verified valid or invalid",
                        ["result"])
 HTTP_LATENCY = Histogram("aegis_http_request_duration_seconds", "HTTP request duration", ["method"])
+# /evaluate on its own: the alert rules watch its error ratio and p99 latency (deploy/prometheus).
+EVALUATE_REQUESTS = Counter("aegis_evaluate_requests_total", "Requests to /evaluate", ["status"])
+EVALUATE_LATENCY = Histogram("aegis_evaluate_request_duration_seconds", "Duration of requests to /evaluate",
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+
+
+def _timestamp(moment) -> float:
+    """Unix seconds of a stored time; 0 for never, so `time() - x > 26h` alerts on it too."""
+    return moment.timestamp() if moment else 0.0
 
 
 class StoredWorkCollector:
     """aegis_backups_total, aegis_audit_verifications_total and aegis_drift_kl_divergence,
-    from the append-only telemetry events, the verification runs and the drift reports."""
+    from the append-only telemetry events, the verification runs and the drift reports; the
+    times of the last successful backup and verification, and the broken chains the newest
+    verification found, which the alert rules (deploy/prometheus) watch."""
 
     def collect(self):
-        from django.db.models import Count, OuterRef, Subquery
+        from django.db.models import Count, Max, OuterRef, Subquery
 
         from workflows.models import ChainVerificationRun
 
@@ -54,6 +68,9 @@ class StoredWorkCollector:
         for name, result in results.items():
             backups.add_metric([result], counted.get(name, 0))
         yield backups
+        last_backup = TelemetryEvent.objects.filter(name="backup.succeeded").aggregate(at=Max("occurred_at"))["at"]
+        yield GaugeMetricFamily("aegis_backup_last_success_timestamp_seconds",
+                                "When the newest successful backup finished (0: never)", value=_timestamp(last_backup))
 
         finished = ChainVerificationRun.objects.exclude(finished_at=None)
         verifications = CounterMetricFamily("aegis_audit_verifications", "Audit chain verification runs",
@@ -61,18 +78,61 @@ class StoredWorkCollector:
         verifications.add_metric(["valid"], finished.filter(broken=0).count())
         verifications.add_metric(["broken"], finished.filter(broken__gt=0).count())
         yield verifications
+        last_valid = finished.filter(broken=0).aggregate(at=Max("finished_at"))["at"]
+        yield GaugeMetricFamily("aegis_audit_verification_last_success_timestamp_seconds",
+                                "When the newest verification run that found every chain valid finished (0: never)",
+                                value=_timestamp(last_valid))
+        newest_run = finished.order_by("-finished_at", "-pk").values_list("broken", flat=True).first()
+        yield GaugeMetricFamily("aegis_audit_verification_broken_chains",
+                                "Broken chains found by the newest finished verification run",
+                                value=newest_run or 0)
 
         newest = DriftReport.objects.filter(customer=OuterRef("customer")).order_by("-day").values("pk")[:1]
         drift = GaugeMetricFamily("aegis_drift_kl_divergence", "Latest daily KL divergence per tenant",
                                   labels=["tenant"])
-        for tenant, kl in (DriftReport.objects.filter(pk=Subquery(newest)).order_by()
-                           .values_list("customer__customer_id", "kl_divergence")):
+        thresholds = GaugeMetricFamily("aegis_drift_kl_threshold",
+                                       "The warning and critical KL thresholds the latest daily report used",
+                                       labels=["tenant", "level"])
+        for tenant, kl, warning, critical in (
+                DriftReport.objects.filter(pk=Subquery(newest)).order_by()
+                .values_list("customer__customer_id", "kl_divergence", "tau_warning", "tau_critical")):
             drift.add_metric([tenant], kl)
+            thresholds.add_metric([tenant, "warning"], warning)
+            thresholds.add_metric([tenant, "critical"], critical)
         yield drift
+        yield thresholds
+
+
+class CeleryQueueCollector:
+    """aegis_celery_queue_length: tasks waiting in the broker's default queue, read from the
+    broker at scrape time (the workers that drain it are other processes). Without a broker
+    (REDIS_URL unset) tasks run inline in the caller and nothing ever waits: 0. A broker that
+    does not answer gives no sample, so the scrape itself still succeeds."""
+
+    def collect(self):
+        from amqp.exceptions import NotFound
+        from celery import current_app
+
+        queue = current_app.conf.task_default_queue
+        length = GaugeMetricFamily("aegis_celery_queue_length", "Tasks waiting in the Celery broker queue",
+                                   labels=["queue"])
+        if current_app.conf.task_always_eager:
+            length.add_metric([queue], 0)
+        else:
+            try:
+                with current_app.connection_for_read(connect_timeout=2) as connection:
+                    length.add_metric([queue], connection.default_channel.queue_declare(
+                        queue=queue, passive=True).message_count)
+            except NotFound:  # a queue nothing was ever sent to (Redis keeps no empty list)
+                length.add_metric([queue], 0)
+            except Exception as exc:  # noqa: BLE001 - the broker's many transport errors
+                logger.warning("Celery broker unreachable for aegis_celery_queue_length: %s", type(exc).__name__)
+        yield length
 
 
 _STORED_WORK = CollectorRegistry(auto_describe=False)
 _STORED_WORK.register(StoredWorkCollector())
+_STORED_WORK.register(CeleryQueueCollector())
 
 
 class RequestMetricsMiddleware:
@@ -86,7 +146,12 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         method = request.method if request.method in {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"} else "OTHER"
         HTTP_REQUESTS.labels(method=method, status=str(response.status_code)).inc()
-        HTTP_LATENCY.labels(method=method).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        HTTP_LATENCY.labels(method=method).observe(elapsed)
+        match = request.resolver_match
+        if match is not None and match.view_name == "evaluate":
+            EVALUATE_REQUESTS.labels(status=str(response.status_code)).inc()
+            EVALUATE_LATENCY.observe(elapsed)
         return response
 
 
