@@ -51,8 +51,27 @@ def _timestamp(moment) -> float:
 class StoredWorkCollector:
     """aegis_backups_total, aegis_audit_verifications_total and aegis_drift_kl_divergence,
     from the append-only telemetry events, the verification runs and the drift reports; the
-    times of the last successful backup and verification, and the broken chains the newest
-    verification found, which the alert rules (deploy/prometheus) watch."""
+    times of the last successful backup and verification, the broken chains the newest
+    verification found and the drift thresholds, which the alert rules (deploy/prometheus)
+    watch. `describe` names the families without touching the database (the preflight's
+    list of exported metrics reads it); `collect` fills them in."""
+
+    def describe(self):
+        return [
+            CounterMetricFamily("aegis_backups", "Scheduled backups", labels=["result"]),
+            GaugeMetricFamily("aegis_backup_last_success_timestamp_seconds",
+                              "When the newest successful backup finished (0: never)", labels=[]),
+            CounterMetricFamily("aegis_audit_verifications", "Audit chain verification runs", labels=["result"]),
+            GaugeMetricFamily("aegis_audit_verification_last_success_timestamp_seconds",
+                              "When the newest verification run that found every chain valid finished (0: never)",
+                              labels=[]),
+            GaugeMetricFamily("aegis_audit_verification_broken_chains",
+                              "Broken chains found by the newest finished verification run", labels=[]),
+            GaugeMetricFamily("aegis_drift_kl_divergence", "Latest daily KL divergence per tenant", labels=["tenant"]),
+            GaugeMetricFamily("aegis_drift_kl_threshold",
+                              "The warning and critical KL thresholds the latest daily report used",
+                              labels=["tenant", "level"]),
+        ]
 
     def collect(self):
         from django.db.models import Count, Max, OuterRef, Subquery
@@ -61,46 +80,31 @@ class StoredWorkCollector:
 
         from .models import DriftReport, TelemetryEvent
 
+        backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds = self.describe()
+
         results = {"backup.succeeded": "succeeded", "backup.failed": "failed"}
         counted = dict(TelemetryEvent.objects.filter(name__in=results).order_by().values_list("name")
                        .annotate(n=Count("id")))
-        backups = CounterMetricFamily("aegis_backups", "Scheduled backups", labels=["result"])
         for name, result in results.items():
             backups.add_metric([result], counted.get(name, 0))
-        yield backups
-        last_backup = TelemetryEvent.objects.filter(name="backup.succeeded").aggregate(at=Max("occurred_at"))["at"]
-        yield GaugeMetricFamily("aegis_backup_last_success_timestamp_seconds",
-                                "When the newest successful backup finished (0: never)", value=_timestamp(last_backup))
+        newest_backup = TelemetryEvent.objects.filter(name="backup.succeeded").aggregate(at=Max("occurred_at"))["at"]
+        last_backup.add_metric([], _timestamp(newest_backup))
 
         finished = ChainVerificationRun.objects.exclude(finished_at=None)
-        verifications = CounterMetricFamily("aegis_audit_verifications", "Audit chain verification runs",
-                                            labels=["result"])
         verifications.add_metric(["valid"], finished.filter(broken=0).count())
         verifications.add_metric(["broken"], finished.filter(broken__gt=0).count())
-        yield verifications
-        last_valid = finished.filter(broken=0).aggregate(at=Max("finished_at"))["at"]
-        yield GaugeMetricFamily("aegis_audit_verification_last_success_timestamp_seconds",
-                                "When the newest verification run that found every chain valid finished (0: never)",
-                                value=_timestamp(last_valid))
-        newest_run = finished.order_by("-finished_at", "-pk").values_list("broken", flat=True).first()
-        yield GaugeMetricFamily("aegis_audit_verification_broken_chains",
-                                "Broken chains found by the newest finished verification run",
-                                value=newest_run or 0)
+        last_valid.add_metric([], _timestamp(finished.filter(broken=0).aggregate(at=Max("finished_at"))["at"]))
+        broken_chains.add_metric([], finished.order_by("-finished_at", "-pk").values_list("broken", flat=True).first()
+                                 or 0)
 
         newest = DriftReport.objects.filter(customer=OuterRef("customer")).order_by("-day").values("pk")[:1]
-        drift = GaugeMetricFamily("aegis_drift_kl_divergence", "Latest daily KL divergence per tenant",
-                                  labels=["tenant"])
-        thresholds = GaugeMetricFamily("aegis_drift_kl_threshold",
-                                       "The warning and critical KL thresholds the latest daily report used",
-                                       labels=["tenant", "level"])
         for tenant, kl, warning, critical in (
                 DriftReport.objects.filter(pk=Subquery(newest)).order_by()
                 .values_list("customer__customer_id", "kl_divergence", "tau_warning", "tau_critical")):
             drift.add_metric([tenant], kl)
             thresholds.add_metric([tenant, "warning"], warning)
             thresholds.add_metric([tenant, "critical"], critical)
-        yield drift
-        yield thresholds
+        yield from (backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds)
 
 
 class CeleryQueueCollector:
@@ -109,13 +113,16 @@ class CeleryQueueCollector:
     (REDIS_URL unset) tasks run inline in the caller and nothing ever waits: 0. A broker that
     does not answer gives no sample, so the scrape itself still succeeds."""
 
+    def describe(self):
+        return [GaugeMetricFamily("aegis_celery_queue_length", "Tasks waiting in the Celery broker queue",
+                                  labels=["queue"])]
+
     def collect(self):
-        from amqp.exceptions import NotFound
         from celery import current_app
+        from kombu.exceptions import ChannelError
 
         queue = current_app.conf.task_default_queue
-        length = GaugeMetricFamily("aegis_celery_queue_length", "Tasks waiting in the Celery broker queue",
-                                   labels=["queue"])
+        [length] = self.describe()
         if current_app.conf.task_always_eager:
             length.add_metric([queue], 0)
         else:
@@ -123,16 +130,17 @@ class CeleryQueueCollector:
                 with current_app.connection_for_read(connect_timeout=2) as connection:
                     length.add_metric([queue], connection.default_channel.queue_declare(
                         queue=queue, passive=True).message_count)
-            except NotFound:  # a queue nothing was ever sent to (Redis keeps no empty list)
+            except ChannelError:  # "NOT_FOUND": a queue holding nothing (Redis keeps no empty list)
                 length.add_metric([queue], 0)
             except Exception as exc:  # noqa: BLE001 - the broker's many transport errors
                 logger.warning("Celery broker unreachable for aegis_celery_queue_length: %s", type(exc).__name__)
         yield length
 
 
+STORED_WORK_COLLECTORS = (StoredWorkCollector(), CeleryQueueCollector())
 _STORED_WORK = CollectorRegistry(auto_describe=False)
-_STORED_WORK.register(StoredWorkCollector())
-_STORED_WORK.register(CeleryQueueCollector())
+for _collector in STORED_WORK_COLLECTORS:
+    _STORED_WORK.register(_collector)
 
 
 class RequestMetricsMiddleware:
