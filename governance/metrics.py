@@ -113,6 +113,9 @@ class CeleryQueueCollector:
     (REDIS_URL unset) tasks run inline in the caller and nothing ever waits: 0. A broker that
     does not answer gives no sample, so the scrape itself still succeeds."""
 
+    def __init__(self, app=None):
+        self.app = app  # None: the current (the project's) Celery app
+
     def describe(self):
         return [GaugeMetricFamily("aegis_celery_queue_length", "Tasks waiting in the Celery broker queue",
                                   labels=["queue"])]
@@ -121,13 +124,14 @@ class CeleryQueueCollector:
         from celery import current_app
         from kombu.exceptions import ChannelError
 
-        queue = current_app.conf.task_default_queue
+        app = self.app or current_app
+        queue = app.conf.task_default_queue
         [length] = self.describe()
-        if current_app.conf.task_always_eager:
+        if app.conf.task_always_eager:
             length.add_metric([queue], 0)
         else:
             try:
-                with current_app.connection_for_read(connect_timeout=2) as connection:
+                with app.connection_for_read(connect_timeout=2, transport_options={"max_retries": 0}) as connection:
                     length.add_metric([queue], connection.default_channel.queue_declare(
                         queue=queue, passive=True).message_count)
             except ChannelError:  # "NOT_FOUND": a queue holding nothing (Redis keeps no empty list)
