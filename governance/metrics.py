@@ -7,6 +7,8 @@ samples there and /metrics aggregates them, whichever worker answers.
 Backups, audit verifications and drift reports are done by Celery workers and management
 commands, in other processes or on other hosts than the web server, so their metrics are
 not counted in memory: `StoredWorkCollector` reads them from the database at scrape time.
+Likewise `CeleryQueueCollector` reads the Celery queue's length from the broker. The alert
+rules and dashboard in deploy/ use these names; governance/monitoring.py checks them.
 """
 
 from __future__ import annotations

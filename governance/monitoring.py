@@ -77,8 +77,8 @@ def parse(expr: str) -> Usage:
     calls: list[tuple[int, str, list[str]]] = []  # open label_replace/label_join: depth, name, string args
     depth, i = 0, 0
 
-    def upcoming(offset: int = 1) -> str:
-        return tokens[i + offset][1] if i + offset < len(tokens) else ""
+    def upcoming() -> str:
+        return tokens[i + 1][1] if i + 1 < len(tokens) else ""
 
     def closing(opening: str, closer: str) -> int:
         """Index of the bracket closing the one at i."""
