@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "deploy").glob("*.md"), *(ROOT / "docs").glob("*.md")])
+DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "deploy").rglob("*.md"), *(ROOT / "docs").glob("*.md")])
 
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -77,3 +77,15 @@ def test_the_checker_sees_a_broken_link_and_a_missing_anchor(tmp_path):
                     "[gone](missing.md) `[not a link](x.md)`\n\n```\n[in code](y.md)\n```\n", encoding="utf-8")
     assert relative_links(page) == ["#a-code-heading-too", "#nowhere", "missing.md"]
     assert anchors(page) == {"title", "a-code-heading-too"}
+
+
+def test_every_alert_runbook_names_a_section_of_the_operations_guide():
+    """The shipped rules' `runbook` annotations are links too (relative to the repository)."""
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "aegis-rules.yml").read_text(encoding="utf-8"))
+    runbooks = {rule["alert"]: rule["annotations"]["runbook"] for group in rules["groups"] for rule in group["rules"]}
+    targets = anchors(ROOT / "docs" / "operations.md")
+    missing = {alert: link for alert, link in runbooks.items()
+               if not link.startswith("docs/operations.md#") or link.partition("#")[2] not in targets}
+    assert runbooks and not missing, missing

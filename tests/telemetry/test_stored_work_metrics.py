@@ -75,3 +75,42 @@ def test_a_verification_run_here_is_counted_once():
     before = samples()[("aegis_audit_verifications_total", (("result", "valid"),))]
     verify_all_chains()
     assert samples()[("aegis_audit_verifications_total", (("result", "valid"),))] == before + 1
+
+
+def test_last_successes_read_zero_until_there_is_one():
+    values = samples()
+    assert values[("aegis_backup_last_success_timestamp_seconds", ())] == 0
+    assert values[("aegis_audit_verification_last_success_timestamp_seconds", ())] == 0
+    assert values[("aegis_audit_verification_broken_chains", ())] == 0
+
+
+def test_last_successful_backup_and_verification_and_the_newest_run_broken_chains():
+    before = timezone.now()
+    with transaction.atomic():
+        emit(Event.BACKUP_SUCCEEDED, actor="aegis-scheduler", subject="a.json.gz")
+    after = timezone.now()
+    with transaction.atomic():
+        emit(Event.BACKUP_FAILED, actor="aegis-scheduler", subject="b.json.gz")  # a failure is no success
+    first, second = timezone.now() - timedelta(hours=30), timezone.now() - timedelta(hours=2)
+    ChainVerificationRun.objects.create(finished_at=first, checked=4, broken=0)
+    ChainVerificationRun.objects.create(finished_at=second, checked=4, broken=3)
+    ChainVerificationRun.objects.create(checked=0)  # still running: not the newest finished run
+
+    values = samples()
+    assert before.timestamp() <= values[("aegis_backup_last_success_timestamp_seconds", ())] <= after.timestamp()
+    assert values[("aegis_audit_verification_last_success_timestamp_seconds", ())] == pytest.approx(first.timestamp())
+    assert values[("aegis_audit_verification_broken_chains", ())] == 3
+
+    ChainVerificationRun.objects.create(finished_at=timezone.now(), checked=4, broken=0)  # repaired and re-run
+    assert samples()[("aegis_audit_verification_broken_chains", ())] == 0
+
+
+def test_drift_thresholds_of_each_tenant_newest_report():
+    acme, _, _ = services.create_customer("Acme", tier=Tier.objects.get(name="team"))
+    today = date(2026, 11, 26)
+    older = report(acme, today - timedelta(days=1), 0.9)
+    DriftReport.objects.filter(pk=older.pk).update(tau_warning=0.1, tau_critical=0.2)
+    report(acme, today, 0.25)
+    values = samples()
+    assert values[("aegis_drift_kl_threshold", (("level", "warning"), ("tenant", acme.customer_id)))] == 0.3
+    assert values[("aegis_drift_kl_threshold", (("level", "critical"), ("tenant", acme.customer_id)))] == 0.5

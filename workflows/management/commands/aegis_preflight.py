@@ -2,7 +2,9 @@
 
 Steps: take a backup; validate the active configuration against the target contract;
 classify the contract differences; list the changelog's breaking changes up to the target
-version; verify every audit chain and every sealed decision; list unapplied migrations.
+version; verify every audit chain and every sealed decision; list unapplied migrations;
+with --prometheus-rules, check that every metric the deployment's alert rules read is one
+this version exports.
 Prints a report and exits 1 if anything blocks the upgrade.
 """
 
@@ -13,7 +15,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from calibration.versions import active_config
-from governance import __version__, changelog, sealing
+from governance import __version__, changelog, monitoring, sealing
 from governance.engine.config import AegisConfig, ConfigError
 from governance.engine.contract import Compatibility, Contract, ContractError, compatibility, diff_contracts, migrate_config
 from workflows.backup import write_backup
@@ -31,9 +33,11 @@ class Command(BaseCommand):
                             help="the version to upgrade to: lists its changelog's breaking changes since the running one")
         parser.add_argument("--changelog", dest="changelog_path", metavar="FILE",
                             help="the target version's CHANGELOG.md (default: this installation's)")
+        parser.add_argument("--prometheus-rules", metavar="FILE",
+                            help="the deployment's Prometheus rules file, checked against this version's metrics")
 
     def handle(self, *args, target_schema=None, backup=None, target_version=None, changelog_path=None,
-               **options):
+               prometheus_rules=None, **options):
         self.blockers: list[str] = []
         self._backup(Path(backup) if backup else default_backup_path())
         self._configuration(target_schema)
@@ -41,6 +45,8 @@ class Command(BaseCommand):
         self._chains()
         self._decisions()
         self._migrations()
+        if prometheus_rules:
+            self._prometheus_rules(Path(prometheus_rules))
         if self.blockers:
             self.stdout.write(f"\nUpgrade blocked by {len(self.blockers)} problem(s):")
             for problem in self.blockers:
@@ -132,3 +138,19 @@ class Command(BaseCommand):
         for migration, _ in plan:
             self.stdout.write(f"       unapplied: {migration.app_label}.{migration.name}")
         self.step(True, f"{len(plan)} unapplied migration(s) (applied by `manage.py migrate`)")
+
+    def _prometheus_rules(self, path: Path) -> None:
+        """An alert reading a metric this version no longer exports never fires again."""
+        try:
+            rules = monitoring.read_rules(path.read_text(encoding="utf-8"), str(path))
+            unknown = monitoring.unknown_in_rules(rules, monitoring.exported_by_this_version())
+        except (OSError, UnicodeDecodeError) as exc:
+            self.step(False, f"Prometheus rules {path} could not be read: {exc}")
+            return
+        except monitoring.PromQLError as exc:
+            self.step(False, f"Prometheus rules unreadable: {exc}")
+            return
+        for problem in unknown:
+            self.stdout.write(f"       {problem}")
+        self.step(not unknown, f"Prometheus rules {path}: {len(rules)} rule(s), "
+                               f"{len(unknown)} metric(s) this version does not export")
