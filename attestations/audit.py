@@ -22,11 +22,9 @@ from .models import Attestation
 from .services import parse_moment, stored_error
 
 READ_BATCH = 500
-# Stored column -> the key of predicate.governance that signs it.
-SIGNED_COLUMNS = {"decision_id": "decision_id", "artifact_digest": "artifact_digest", "environment": "environment",
-                  "risk_class": "risk_class", "policy_version": "policy_version", "repository": "repository",
-                  "workflow_ref": "workflow_ref", "run_id": "run_id", "run_attempt": "run_attempt",
-                  "issued_at": "issued_at", "expires_at": "expires_at"}
+# Stored columns that repeat a key of the signed predicate.governance, under the same name.
+SIGNED_COLUMNS = ("decision_id", "artifact_digest", "environment", "risk_class", "policy_version", "repository",
+                  "workflow_ref", "run_id", "run_attempt", "issued_at", "expires_at")
 
 
 @dataclass(frozen=True)
@@ -87,10 +85,10 @@ def problems(attestation: Attestation, ring: Any) -> list[str]:
     if not isinstance(governance, dict):
         found.append("the signed statement has no predicate.governance")
         return found
-    for column, key in SIGNED_COLUMNS.items():
+    for column in SIGNED_COLUMNS:
         stored = getattr(attestation, column)
-        if str(stored) != str(governance.get(key)):
-            found.append(f"{column} is {str(stored)!r} but the signed payload says {governance.get(key)!r}")
+        if str(stored) != str(governance.get(column)):
+            found.append(f"{column} is {str(stored)!r} but the signed payload says {governance.get(column)!r}")
     signed_expiry = parse_moment(str(governance.get("expires_at", "")))
     if signed_expiry != attestation.expires:
         found.append(f"expires is {attestation.expires.isoformat()} but the signed expires_at is "

@@ -47,6 +47,13 @@ def open_row(page, workflow_id: str, expected_path: str) -> None:
     assert page.url.endswith(expected_path), page.url
 
 
+def approve_event(page, comment: str) -> None:
+    """Comment on and submit the page's `approve` event form (decision or workflow page)."""
+    page.fill("#approve-comment", comment)
+    with page.expect_navigation():
+        page.click("form[data-event=approve] button[type=submit]")
+
+
 def go_home(page, live_server) -> None:
     with page.expect_navigation():
         page.click("#nav-home")
@@ -91,9 +98,7 @@ def test_each_role_sees_and_clears_what_waits_for_them(browser_page, live_server
     expect(page.locator("#recent")).to_contain_text(HALTED)
     screenshot(page, "home-01-risklead")
     open_row(page, override_id, f"/workflows/{override_id}/")
-    page.fill("#approve-comment", "Risk reviewed: acceptable with the rollback plan")
-    with page.expect_navigation():
-        page.click("form[data-event=approve] button[type=submit]")
+    approve_event(page, "Risk reviewed: acceptable with the rollback plan")
     expect(page.locator(".messages li.success")).to_contain_text("Approve: done.")
     go_home(page, live_server)
     expect(row(page, override_id)).to_have_count(0)
@@ -118,9 +123,7 @@ def test_each_role_sees_and_clears_what_waits_for_them(browser_page, live_server
     go_home(page, live_server)
     expect(row(page, calibration_id)).to_have_count(0)
     open_row(page, paused_review, f"/decisions/{paused['decision_id']}/")
-    page.fill("#approve-comment", "Queue capacity checked")
-    with page.expect_navigation():
-        page.click("form[data-event=approve] button[type=submit]")
+    approve_event(page, "Queue capacity checked")
     expect(page.locator(".messages li.success")).to_contain_text("effective status is now proceed")
     go_home(page, live_server)
     expect(page.locator("#nothing-waiting")).to_be_visible()
@@ -135,9 +138,7 @@ def test_each_role_sees_and_clears_what_waits_for_them(browser_page, live_server
     expect(row(page, override_id)).to_contain_text("signed: risk lead (risklead)")
     screenshot(page, "home-05-securitylead")
     open_row(page, override_id, f"/workflows/{override_id}/")
-    page.fill("#approve-comment", "Security reviewed: no new exposure")
-    with page.expect_navigation():
-        page.click("form[data-event=approve] button[type=submit]")
+    approve_event(page, "Security reviewed: no new exposure")
     expect(page.locator("#current-state")).to_have_text("Approved")
     go_home(page, live_server)
     expect(page.locator("#nothing-waiting")).to_be_visible()
