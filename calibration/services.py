@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from governance.engine.decide import STATUSES
 from governance.engine.drift import classify
 from governance.engine.replay import REPLAY_FIELDS, unpack_replay
 from governance.models import Decision, DriftReport
+from governance.replay_packs import load_replay_rows
 from governance.telemetry import Event, emit
 from workflows import services as workflow_services
 from workflows.chain import canonical_json, sha256_hex
@@ -346,19 +347,10 @@ def window_start(window_days: int, now=None):
 
 
 def load_replay_window(window_days: int, *, now=None) -> tuple[np.ndarray, bytes]:
-    """(decision primary keys, concatenated replay vectors) of the non-shadow decisions of
-    the last `window_days`, straight from the database."""
-    since = window_start(window_days, now)
-    query = Decision.objects.filter(created_at__gte=since, shadow=False).order_by().values_list("id", "replay_vector")
-    sql, params = query.query.sql_with_params()
-    ids: list[int] = []
-    blobs: list = []
-    with connection.cursor() as cursor:  # raw rows: no per-row ORM work on a million of them
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(50000):
-            ids.extend(row[0] for row in rows)
-            blobs.extend(row[1] for row in rows)
-    return np.asarray(ids, dtype=np.int64), b"".join(blobs)
+    """(decision primary keys ascending, concatenated replay vectors) of the non-shadow
+    decisions of the last `window_days`: closed days from their pre-packed rows, the rest
+    live (governance.replay_packs)."""
+    return load_replay_rows(window_start(window_days, now))
 
 
 def preview_change(parameter: Any, new_value: Any, *, now=None, companions: dict[str, Any] | None = None) -> ImpactPreview:

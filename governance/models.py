@@ -227,6 +227,24 @@ class DecisionSeal(models.Model):
         return f"seal #{self.seq}: pk {self.first_pk}–{self.last_pk} ({self.count} decisions)"
 
 
+class DecisionReplayPack(models.Model):
+    """The replay vectors of one closed UTC day's non-shadow decisions, pre-packed
+    (governance.replay_packs) so a calibration preview reads ~30 rows instead of a million.
+    Derived data: rebuilt from the decisions at will, never backed up."""
+
+    day = models.DateField(unique=True)
+    count = models.PositiveIntegerField()
+    ids = models.BinaryField(help_text="The decisions' primary keys, little-endian int64, ascending.")
+    vectors = models.BinaryField(help_text="Their replay vectors (governance.engine.replay), in the same order.")
+    packed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"replay pack {self.day} ({self.count} decisions)"
+
+
 class UsageCounter(models.Model):
     """Calls per tenant, month and channel, plus one row per tenant and month over all
     channels (`ALL_CHANNELS`, what the quota reads); incremented in the call's own

@@ -1,5 +1,5 @@
-"""Drift and sealing tasks. Idempotent (one report per tenant and day, enforced by the
-database; a decision is sealed once), acknowledged late and retried with backoff: a worker
+"""Drift, sealing and replay-packing tasks. Idempotent (one report per tenant and day,
+enforced by the database; a decision is sealed once; a day is packed once), acknowledged late and retried with backoff: a worker
 killed mid-task loses nothing."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from . import drift, sealing
+from . import drift, replay_packs, sealing
 from .models import Customer, DriftBaseline
 
 RETRY = {"autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_max": 600, "max_retries": 5,
@@ -40,3 +40,10 @@ def drift_report(customer_id: int, day: str) -> dict:
 def seal_decisions() -> int:
     """Every 5 minutes (governance migration 0012): how many decisions were sealed."""
     return sealing.seal_decisions()
+
+
+@shared_task(name="aegis.decisions.pack_replay", **RETRY)
+def pack_replay_days() -> int:
+    """Hourly (governance migration 0015): pack the days closed since the last run for the
+    calibration preview; returns how many days were packed."""
+    return replay_packs.pack_closed_days()

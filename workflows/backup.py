@@ -52,6 +52,7 @@ from governance.fields import current_ciphers
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from calibration.versions import forget_newest
 from governance.models import ApiKey, Customer, Decision, Tier
+from governance.replay_packs import rebuild_replay_packs
 from governance.sealing import decision_digest
 from governance.telemetry import Event, emit
 
@@ -608,6 +609,7 @@ def restore_backup(path: str | Path) -> dict[str, int]:
         for report in DurableWorkflowEngine().verify_all():
             if not report.is_valid:
                 raise BackupError(f"workflow {report.workflow_id}: {report.message}; restore refused")
+        rebuild_replay_packs()  # derived from the restored decisions, not in the backup (issue 15 item 6)
         emit(Event.BACKUP_RESTORED, actor="aegis-restore", subject=path.name, data={"inserted": inserted})
         transaction.on_commit(forget_newest)  # restored versions are bulk-inserted: no signal
     return inserted
