@@ -173,6 +173,8 @@ class Decision(models.Model):
             models.Index(fields=["customer", "created_at"], name="decision_customer_time"),
             # Covers the drift check's read (a tenant's risk_proposed over a time window).
             models.Index(fields=["customer", "created_at", "risk_proposed"], name="decision_drift_sample"),
+            # The replay packs' reads: one day at a time, and the live rows after the packed days.
+            models.Index(fields=["created_at"], name="decision_time"),
         ]
 
     def save(self, *args, **kwargs):

@@ -49,6 +49,10 @@ class Migration(migrations.Migration):
                 'ordering': ['day'],
             },
         ),
+        migrations.AddIndex(
+            model_name='decision',
+            index=models.Index(fields=['created_at'], name='decision_time'),
+        ),
         migrations.RunPython(build_packs, migrations.RunPython.noop),
         migrations.RunPython(create_schedule, delete_schedule),
     ]
