@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from governance import __version__
 from governance.engine.contract import DEFAULT_CONTRACT_PATH
 
 FIXTURES = Path(__file__).parent / "fixtures" / "schema"
@@ -141,7 +142,7 @@ def test_migrate_config_with_the_shipped_aliases_gives_a_valid_config(tmp_path):
 def test_version_reports_app_schema_and_python():
     out = json.loads(run_aegis("version").stdout)
     assert out["schema"] == "1.1.1"
-    assert out["aegis"] == "1.1.0"
+    assert out["aegis"] == __version__
     assert out["python"].startswith("3.11")
 
 
