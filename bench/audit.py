@@ -148,7 +148,8 @@ def work_generate(start: int, count: int) -> None:
     from workflows.persistence.models import (GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance,
                                               WorkflowTransition)
     from workflows.roles import Role
-    from workflows.services import START_EVENT, _proposal_data, checkpoint_data_of
+    from governance.decisions import _proposal_data
+    from workflows.services import START_EVENT, checkpoint_data_of
 
     begun = time.perf_counter()
     rng = random.Random(start)
@@ -369,6 +370,7 @@ def main() -> int:
     parser.add_argument("--backup-name", default="audit-backup.json.gz",
                         help="backup file name; .gz (the default, as aegis_backup writes by default) or .json")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed) for inspection")
+    parser.add_argument("--only", choices=("verify",), help="run only this half (verify: no backup/restore)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
 
@@ -379,8 +381,9 @@ def main() -> int:
         return 0
 
     transitions = options.transitions or (QUICK_TRANSITIONS if options.quick else DEFAULT_TRANSITIONS)
-    sizes = sorted({int(s) for s in options.workflows.split(",")} if options.workflows
-                   else set(QUICK_WORKFLOWS if options.quick else DEFAULT_WORKFLOWS))
+    sizes = [] if options.only == "verify" else sorted(
+        {int(s) for s in options.workflows.split(",")} if options.workflows
+        else set(QUICK_WORKFLOWS if options.quick else DEFAULT_WORKFLOWS))
     verify_workflows = max(1, transitions // TRANSITIONS_PER_WORKFLOW)
     checkpoints = sorted(set(sizes) | {verify_workflows})
 
