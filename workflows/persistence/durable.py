@@ -11,18 +11,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import uuid
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any, Iterable, Iterator, NamedTuple
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, connections
+from django.db import connection
 
 from governance.fields import Undecryptable, current_ciphers, decrypt_stored, undecryptable_as_marker
 
 from ..chain import checkpoint_hash, transition_hash
 from ..snapshot import checkpoint_data_of
+from . import verify_worker
 from .models import GENESIS_HASH, VerificationDepth, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 
 logger = logging.getLogger(__name__)
@@ -143,11 +147,6 @@ class _RangeReader:
         return workflows, transitions, checkpoints
 
 
-def _verify_range(depth: str, lo: int, hi: int) -> list[ChainReport]:
-    """One worker process's share: the reports of the workflows with lo < id <= hi."""
-    return DurableWorkflowEngine(depth=depth).reports_between(lo, hi)
-
-
 class DurableWorkflowEngine:
     """Verifies audit chains and resumes workflows from their last checkpoint.
 
@@ -211,23 +210,20 @@ class DurableWorkflowEngine:
         return None
 
     def _verify_in_processes(self, bounds: list[tuple[int, int]]) -> Iterator[ChainReport]:
-        """Forked workers, each opening its own connection (the parent's are closed first
-        so that no child shares its socket); at most two chunks per worker in flight, and
-        results taken in submission order, so the reports keep workflow-id order."""
-        connections.close_all()
+        """Spawned workers (verify_worker), each with its own connection to this process's
+        database; at most two chunks per worker in flight, results taken in submission
+        order, so the reports keep workflow-id order and memory stays flat."""
+        database = {**connection.settings_dict}
         with ProcessPoolExecutor(max_workers=min(self.processes, len(bounds)),
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
-            pending = []
+                                 mp_context=multiprocessing.get_context("spawn"), initializer=verify_worker.start,
+                                 initargs=(settings.SETTINGS_MODULE, database)) as pool:
             chunks = iter(bounds)
-            for lo, hi in chunks:
-                pending.append(pool.submit(_verify_range, self.depth, lo, hi))
-                if len(pending) >= 2 * self.processes:
-                    break
+            pending = deque(pool.submit(verify_worker.verify_range, str(self.depth), lo, hi)
+                            for lo, hi in islice(chunks, 2 * self.processes))
             while pending:
-                reports = pending.pop(0).result()
-                for lo, hi in chunks:
-                    pending.append(pool.submit(_verify_range, self.depth, lo, hi))
-                    break
+                reports = pending.popleft().result()
+                for lo, hi in islice(chunks, 1):
+                    pending.append(pool.submit(verify_worker.verify_range, str(self.depth), lo, hi))
                 yield from reports
 
     def _judge(self, workflow: WorkflowRow, rows: Iterable[tuple], checkpoints: list[tuple]) -> ChainReport:
