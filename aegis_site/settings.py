@@ -216,6 +216,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
                                    "unacked_restore_throttle": 1}
 # Backups the daily task keeps in BACKUP_DIR.
 AEGIS_BACKUP_KEEP = env_int("AEGIS_BACKUP_KEEP", 7)
+# Chain verification (docs/operations.md, "Audit chain verification"): worker processes
+# (1 = in-process) and whether the scheduled run re-hashes every checkpoint, not only the newest.
+AEGIS_VERIFY_PROCESSES = env_int("AEGIS_VERIFY_PROCESSES", os.cpu_count() or 1)
+AEGIS_VERIFY_FULL = env_bool("AEGIS_VERIFY_FULL", False)
 
 # Notifications (README.md, "Notifications"). Email goes through Django's email framework:
 # SMTP when EMAIL_HOST is set, otherwise printed to the server's output (the console backend,

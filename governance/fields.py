@@ -118,6 +118,23 @@ def current_ciphers() -> tuple[MultiFernet, Fernet]:
     return _ciphers(tuple(keys))
 
 
+def decrypt_stored(value: Any, fernet: MultiFernet, where: str) -> Any:
+    """The plaintext value of one stored encrypted column, as the database driver returned
+    it (bytes, memoryview or str); None stays None. The one decryption path: the field
+    uses it, and so do raw-cursor readers (audit verification) that skip the ORM for speed."""
+    if value is None:
+        return None
+    try:
+        return decode_value(fernet.decrypt(value.encode() if isinstance(value, str) else bytes(value)))
+    except (InvalidToken, DecryptionError, ValueError):
+        if _MARK_UNDECRYPTABLE.get():
+            return Undecryptable(where)
+        raise DecryptionError(
+            f"cannot decrypt {where}: no key in FERNET_KEYS decrypts this value "
+            "(a key removed before `manage.py aegis_rotate_keys` finished, the wrong keys configured, "
+            "or a value altered in the database)") from None
+
+
 class EncryptedField(FernetField):
     """A Fernet-encrypted column whose plaintext carries its value_type.
 
@@ -148,17 +165,7 @@ class EncryptedField(FernetField):
         return connection.Database.Binary(self.fernet.encrypt(encode_value(value, self.value_type)))
 
     def from_db_value(self, value, expression, connection, *args):
-        if value is None:
-            return None
-        try:
-            return decode_value(self.fernet.decrypt(value.encode() if isinstance(value, str) else bytes(value)))
-        except (InvalidToken, DecryptionError, ValueError):
-            if _MARK_UNDECRYPTABLE.get():
-                return Undecryptable(f"{self.model._meta.label}.{self.name}")
-            raise DecryptionError(
-                f"cannot decrypt {self.model._meta.label}.{self.name}: no key in FERNET_KEYS decrypts this value "
-                "(a key removed before `manage.py aegis_rotate_keys` finished, the wrong keys configured, "
-                "or a value altered in the database)") from None
+        return decrypt_stored(value, self.fernet, f"{self.model._meta.label}.{self.name}")
 
     def to_python(self, value):
         return value

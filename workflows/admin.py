@@ -50,8 +50,9 @@ class BackupRunAdmin(ReadOnlyAdmin):
 
 @admin.register(ChainVerificationRun)
 class ChainVerificationRunAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "finished_at", "checked", "broken", "result")
-    readonly_fields = ("started_at", "finished_at", "checked", "broken", "failures")
+    list_display = ("started_at", "finished_at", "depth", "checked", "broken", "result")
+    list_filter = ("depth",)
+    readonly_fields = ("started_at", "finished_at", "depth", "checked", "broken", "failures")
 
     @admin.display(description="result", boolean=True)
     def result(self, obj):

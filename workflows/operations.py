@@ -21,7 +21,7 @@ from governance.telemetry import Event, emit
 
 from .backup import write_backup
 from .persistence.durable import DurableWorkflowEngine
-from .persistence.models import BackupRun, ChainVerificationRun
+from .persistence.models import BackupRun, ChainVerificationRun, VerificationDepth
 from .signals import backup_failed, chains_verified
 
 BACKUP_PATTERN = "aegis-backup-*.json.gz"
@@ -107,14 +107,19 @@ def rotate_backups(directory: Path, keep: int) -> list[Path]:
     return removed
 
 
-def verify_all_chains() -> ChainVerificationRun:
+def verify_all_chains(*, full: bool | None = None) -> ChainVerificationRun:
     """Verify every workflow chain, then seal what is unsealed and verify every decision
     against its block, then every stored attestation against its signed envelope: one run,
     counting workflows, decisions and attestations in `checked` and `broken`, keeping the
-    first FAILURES_KEPT failures of each kind."""
-    run = ChainVerificationRun.objects.create()
+    first FAILURES_KEPT failures of each kind. `full` (default: the AEGIS_VERIFY_FULL
+    setting) also re-hashes every older checkpoint; the run records which depth it used.
+    The chains are split over AEGIS_VERIFY_PROCESSES worker processes."""
+    full = settings.AEGIS_VERIFY_FULL if full is None else full
+    depth = VerificationDepth.FULL if full else VerificationDepth.NEWEST
+    run = ChainVerificationRun.objects.create(depth=depth)
     checked, broken, failures = 0, 0, []
-    for report in DurableWorkflowEngine().verify_all():
+    engine = DurableWorkflowEngine(depth=depth, processes=settings.AEGIS_VERIFY_PROCESSES)
+    for report in engine.verify_all():
         checked += 1
         if not report.is_valid:
             broken += 1
@@ -138,7 +143,7 @@ def verify_all_chains() -> ChainVerificationRun:
             checked=checked, broken=broken, failures=failures + decision_failures + attestation_failures,
             finished_at=timezone.now())
         emit(Event.AUDIT_VERIFIED, actor="aegis-scheduler", subject=str(run.pk),
-             data={"checked": checked, "broken": broken, "decisions": tally.checked,
+             data={"checked": checked, "broken": broken, "depth": str(depth), "decisions": tally.checked,
                    "decisions_broken": tally.broken, "decisions_sealed_now": sealed,
                    "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq,
                    "attestations": attestations.checked, "attestations_broken": attestations.broken})

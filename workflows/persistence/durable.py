@@ -1,18 +1,35 @@
 """DurableWorkflowEngine: audit-chain verification and resume (the seed's
-`workflows.persistence.durable`)."""
+`workflows.persistence.durable`).
+
+Verification reads the three tables with a raw cursor, a range of workflow ids at a time,
+and decrypts the encrypted columns with the field's own helper (`decrypt_stored`): building
+model objects cost more than the checks. `verify_all` can split the ids over worker
+processes (docs/decisions.md, "Chain verification at scale")."""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import uuid
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Any, Iterable, Iterator, NamedTuple
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 
-from governance.fields import Undecryptable, undecryptable_as_marker
+from governance.fields import Undecryptable, current_ciphers, decrypt_stored, undecryptable_as_marker
 
 from ..chain import checkpoint_hash, transition_hash
 from ..snapshot import checkpoint_data_of
-from .models import GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+from . import verify_worker
+from .models import GENESIS_HASH, VerificationDepth, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+
+logger = logging.getLogger(__name__)
 
 TRANSITION_COLUMNS = ("workflow_id", "seq", "from_state", "to_state", "triggered_by", "reason", "payload",
                       "created_at", "prev_hash", "hash")
@@ -59,8 +76,87 @@ def verify_transitions(workflow_id: str, rows: Iterable[tuple], *, version: int 
     return count, None, None
 
 
+class WorkflowRow(NamedTuple):
+    """The columns of a workflow row that verification compares (checkpoint_data_of reads them)."""
+
+    pk: int
+    workflow_id: str
+    workflow_type: str
+    current_state: str
+    status: str
+    state_data: Any
+    version: int
+
+
+def _uuid_text(value: Any) -> str:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
+def _timestamp(value: Any) -> datetime | str:
+    """SQLite returns DateTimeFields as naive UTC text, PostgreSQL as aware datetimes."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value  # transition_hash rejects it: reported as that seq's problem
+    return value
+
+
+class _RangeReader:
+    """Reads the workflows with lo < id <= hi, their transitions and the checkpoints that
+    `depth` checks, decrypting as it goes (a value no key decrypts becomes Undecryptable)."""
+
+    def __init__(self, depth: str):
+        quote = connection.ops.quote_name
+        self.depth = depth
+        w, t, c = (quote(m._meta.db_table) for m in (WorkflowInstance, WorkflowTransition, WorkflowCheckpoint))
+        self.workflows_sql = (f"SELECT id, workflow_id, workflow_type, current_state, status, state_data, version "
+                              f"FROM {w} WHERE id > %s AND id <= %s ORDER BY id")
+        self.transitions_sql = (f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM {t} "
+                                f"WHERE workflow_id > %s AND workflow_id <= %s ORDER BY workflow_id, seq")
+        # Newest depth: only the checkpoints at or after the row's version (normally the
+        # newest alone; a later one, which resume() would pick, is checked as well).
+        newest = "" if depth == VerificationDepth.FULL else f" AND {c}.seq >= {w}.version"
+        self.checkpoints_sql = (f"SELECT {c}.workflow_id, {c}.seq, {c}.checkpoint_data, {c}.hash FROM {c} "
+                                f"JOIN {w} ON {w}.id = {c}.workflow_id "
+                                f"WHERE {c}.workflow_id > %s AND {c}.workflow_id <= %s{newest} "
+                                f"ORDER BY {c}.workflow_id, {c}.seq")
+
+    def read(self, lo: int, hi: int) -> tuple[list[WorkflowRow], dict[int, list[tuple]], dict[int, list[tuple]]]:
+        fernet = current_ciphers()[0]
+        with undecryptable_as_marker(), connection.cursor() as cursor:
+            cursor.execute(self.workflows_sql, [lo, hi])
+            workflows = [WorkflowRow(pk, _uuid_text(wid), wtype, state, status,
+                                     decrypt_stored(data, fernet, "workflows.WorkflowInstance.state_data"), version)
+                         for pk, wid, wtype, state, status, data, version in cursor.fetchall()]
+            transitions: dict[int, list[tuple]] = {row.pk: [] for row in workflows}
+            checkpoints: dict[int, list[tuple]] = {row.pk: [] for row in workflows}
+            cursor.execute(self.transitions_sql, [lo, hi])
+            for (pk, seq, from_state, to_state, triggered_by, reason, payload, created_at, prev_hash,
+                 stored) in cursor.fetchall():
+                transitions.setdefault(pk, []).append((
+                    seq, from_state, to_state,
+                    decrypt_stored(triggered_by, fernet, "workflows.WorkflowTransition.triggered_by"),
+                    decrypt_stored(reason, fernet, "workflows.WorkflowTransition.reason"),
+                    decrypt_stored(payload, fernet, "workflows.WorkflowTransition.payload"),
+                    _timestamp(created_at), prev_hash, stored))
+            cursor.execute(self.checkpoints_sql, [lo, hi])
+            for pk, seq, data, stored in cursor.fetchall():
+                checkpoints.setdefault(pk, []).append(
+                    (seq, decrypt_stored(data, fernet, "workflows.WorkflowCheckpoint.checkpoint_data"), stored))
+        return workflows, transitions, checkpoints
+
+
 class DurableWorkflowEngine:
-    """Verifies audit chains and resumes workflows from their last checkpoint."""
+    """Verifies audit chains and resumes workflows from their last checkpoint.
+
+    `depth` (VerificationDepth): FULL, the default, re-hashes every checkpoint; NEWEST only
+    the newest (the nightly run's). `processes` > 1 lets `verify_all` split the workflows
+    over that many worker processes when it can (see `_pool_refusal`)."""
+
+    def __init__(self, *, depth: str = VerificationDepth.FULL, processes: int = 1):
+        self.depth = VerificationDepth(depth)
+        self.processes = max(1, int(processes))
 
     def verify_audit_chain(self, workflow_id) -> tuple[bool, str]:
         """(is_valid, message); the message names the first broken seq and why."""
@@ -69,43 +165,69 @@ class DurableWorkflowEngine:
     def report(self, workflow_id) -> ChainReport:
         """One workflow's report. A value no key decrypts makes the chain broken (reported),
         not the verification (raised)."""
-        with undecryptable_as_marker():
-            try:
-                workflow = WorkflowInstance.objects.get(workflow_id=workflow_id)
-            except (WorkflowInstance.DoesNotExist, ValueError, ValidationError):
-                return ChainReport(str(workflow_id), False, f"no workflow {workflow_id}", 0, 0)
-            rows = list(WorkflowTransition.objects.filter(workflow=workflow).order_by("seq")
-                        .values_list(*TRANSITION_COLUMNS[1:]))
-            checkpoints = list(WorkflowCheckpoint.objects.filter(workflow=workflow).order_by("seq")
-                               .values_list("seq", "checkpoint_data", "hash"))
-        return self._judge(workflow, rows, checkpoints)
+        try:
+            pk = WorkflowInstance.objects.filter(workflow_id=workflow_id).values_list("id", flat=True).first()
+        except (ValueError, ValidationError):
+            pk = None
+        reports = self.reports_between(pk - 1, pk) if pk is not None else []
+        return reports[0] if reports else ChainReport(str(workflow_id), False, f"no workflow {workflow_id}", 0, 0)
+
+    def reports_between(self, lo: int, hi: int) -> list[ChainReport]:
+        """The reports of the workflows with lo < id <= hi, in id order."""
+        workflows, transitions, checkpoints = _RangeReader(self.depth).read(lo, hi)
+        return [self._judge(row, transitions[row.pk], checkpoints[row.pk]) for row in workflows]
 
     def verify_all(self) -> Iterator[ChainReport]:
-        """Every workflow's report, streaming transitions in chunks (memory stays flat)."""
-        workflows = WorkflowInstance.objects.order_by("id").values_list("id", flat=True)
-        last_id = 0
-        while True:
-            batch = list(workflows.filter(id__gt=last_id)[:STREAM_CHUNK])
-            if not batch:
-                return
-            last_id = batch[-1]
-            transitions: dict[int, list[tuple]] = {pk: [] for pk in batch}
-            checkpoints: dict[int, list[tuple]] = {pk: [] for pk in batch}
-            # Marked, not raised, while reading only (never across the yields below).
-            with undecryptable_as_marker():
-                instances = {w.id: w for w in WorkflowInstance.objects.filter(id__in=batch)}
-                for row in (WorkflowTransition.objects.filter(workflow_id__in=batch).order_by("workflow_id", "seq")
-                            .values_list(*TRANSITION_COLUMNS).iterator(chunk_size=STREAM_CHUNK)):
-                    transitions[row[0]].append(row[1:])
-                for row in (WorkflowCheckpoint.objects.filter(workflow_id__in=batch).order_by("workflow_id", "seq")
-                            .values_list("workflow_id", "seq", "checkpoint_data", "hash")
-                            .iterator(chunk_size=STREAM_CHUNK)):
-                    checkpoints[row[0]].append(row[1:])
-            for pk in batch:
-                yield self._judge(instances[pk], transitions[pk], checkpoints[pk])
+        """Every workflow's report in workflow-id order, STREAM_CHUNK workflows at a time
+        (memory stays flat), in worker processes when `processes` > 1 and that is possible."""
+        bounds = self._chunk_bounds()
+        refusal = self._pool_refusal() if self.processes > 1 and len(bounds) > 1 else "one process asked for"
+        if refusal:
+            if self.processes > 1 and len(bounds) > 1:
+                logger.info("chain verification runs in-process (%s)", refusal)
+            for lo, hi in bounds:
+                yield from self.reports_between(lo, hi)
+            return
+        yield from self._verify_in_processes(bounds)
 
-    def _judge(self, workflow: WorkflowInstance, rows: Iterable[tuple], checkpoints: list[tuple]) -> ChainReport:
-        workflow_id = str(workflow.workflow_id)
+    def _chunk_bounds(self) -> list[tuple[int, int]]:
+        """(lo, hi] id ranges of STREAM_CHUNK workflows each, in id order."""
+        ids = list(WorkflowInstance.objects.order_by("id").values_list("id", flat=True))
+        starts = [0] + ids[STREAM_CHUNK - 1:-1:STREAM_CHUNK]
+        ends = ids[STREAM_CHUNK - 1::STREAM_CHUNK]
+        if ids and (not ends or ends[-1] != ids[-1]):
+            ends.append(ids[-1])
+        return list(zip(starts, ends))
+
+    def _pool_refusal(self) -> str | None:
+        """Why worker processes cannot see what this process sees, or cannot be started."""
+        if connection.in_atomic_block:
+            return "inside a transaction, whose uncommitted rows other connections cannot see"
+        if connection.vendor == "sqlite" and connection.is_in_memory_db():
+            return "an in-memory SQLite database is private to this process"
+        if multiprocessing.current_process().daemon:
+            return "a daemonic process (e.g. a Celery prefork worker) may not start processes"
+        return None
+
+    def _verify_in_processes(self, bounds: list[tuple[int, int]]) -> Iterator[ChainReport]:
+        """Spawned workers (verify_worker), each with its own connection to this process's
+        database; at most two chunks per worker in flight, results taken in submission
+        order, so the reports keep workflow-id order and memory stays flat."""
+        database = {**connection.settings_dict}
+        with ProcessPoolExecutor(max_workers=min(self.processes, len(bounds)),
+                                 mp_context=multiprocessing.get_context("spawn"), initializer=verify_worker.start,
+                                 initargs=(settings.SETTINGS_MODULE, database)) as pool:
+            chunks = iter(bounds)
+            pending = deque(pool.submit(verify_worker.verify_range, str(self.depth), lo, hi)
+                            for lo, hi in islice(chunks, 2 * self.processes))
+            while pending:
+                reports = pending.popleft().result()
+                for lo, hi in islice(chunks, 1):
+                    pending.append(pool.submit(verify_worker.verify_range, str(self.depth), lo, hi))
+                yield from reports
+
+    def _judge(self, workflow: WorkflowRow, rows: Iterable[tuple], checkpoints: list[tuple]) -> ChainReport:
+        workflow_id = workflow.workflow_id
         rows = list(rows)
         count, problem, broken = verify_transitions(workflow_id, rows, version=workflow.version)
         if problem:
@@ -141,8 +263,9 @@ class DurableWorkflowEngine:
                 return ChainReport(workflow_id, False,
                                    f"seq {workflow.version}: checkpoint mismatch (the workflow row differs from "
                                    f"its checkpoint)", count, len(checkpoints), workflow.version)
-        return ChainReport(workflow_id, True, f"chain valid: {count} transitions, {len(checkpoints)} checkpoints",
-                           count, len(checkpoints))
+        checked = (f"{len(checkpoints)} checkpoints" if self.depth == VerificationDepth.FULL
+                   else "newest checkpoint (older ones not re-hashed)")
+        return ChainReport(workflow_id, True, f"chain valid: {count} transitions, {checked}", count, len(checkpoints))
 
     def resume(self, workflow_id) -> dict[str, Any]:
         """The state to resume from after a crash: the newest checkpoint that verifies."""

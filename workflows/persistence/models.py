@@ -117,9 +117,20 @@ class BackupRun(models.Model):
         return f"backup {self.day}: {self.outcome}"
 
 
+class VerificationDepth(models.TextChoices):
+    """How much of each workflow's audit trail a verification re-checks (docs/decisions.md).
+    Both check every transition's seq, link and hash, and the workflow row against its newest
+    checkpoint and that checkpoint's hash; FULL also re-hashes every older checkpoint."""
+
+    NEWEST = "newest", "newest checkpoint"
+    FULL = "full", "every checkpoint"
+
+
 class ChainVerificationRun(models.Model):
     """One verification of every audit chain; a failed one is shown on every staff page."""
 
+    depth = models.CharField(max_length=10, choices=VerificationDepth.choices, default=VerificationDepth.FULL,
+                             help_text="newest: older checkpoints were not re-hashed; full: every checkpoint was.")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     checked = models.PositiveIntegerField(default=0)

@@ -1,12 +1,15 @@
 """Verify audit chains: one workflow, or --all (every workflow chain, every stored decision
 against its seal block, every stored attestation against its signed envelope). Exit status
-1 if anything is broken."""
+1 if anything is broken. --all checks each workflow's newest checkpoint, as the nightly run
+does; --full re-hashes every checkpoint (one workflow is always checked in full)."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from attestations import audit as attestation_audit
 from governance import sealing
 from workflows.persistence.durable import DurableWorkflowEngine
+from workflows.persistence.models import VerificationDepth
 
 
 class Command(BaseCommand):
@@ -16,11 +19,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("workflow_id", nargs="?")
         parser.add_argument("--all", action="store_true", help="verify every workflow, decision and attestation")
+        parser.add_argument("--full", action="store_true",
+                            help="with --all: re-hash every checkpoint, not only each workflow's newest")
+        parser.add_argument("--processes", type=int,
+                            help="with --all: worker processes (default AEGIS_VERIFY_PROCESSES; 1 = this process)")
 
-    def handle(self, *args, workflow_id=None, all=False, **options):
+    def handle(self, *args, workflow_id=None, all=False, full=False, processes=None, **options):
         if bool(workflow_id) == bool(all):
             raise CommandError("give either a WORKFLOW_ID or --all")
-        engine = DurableWorkflowEngine()
+        if processes is not None and processes < 1:
+            raise CommandError(f"--processes must be 1 or more, got {processes}")
+        depth = VerificationDepth.FULL if full or not all else VerificationDepth.NEWEST
+        engine = DurableWorkflowEngine(depth=depth, processes=processes or settings.AEGIS_VERIFY_PROCESSES)
         reports = engine.verify_all() if all else [engine.report(workflow_id)]
         checked = broken = 0
         for report in reports:
