@@ -148,7 +148,8 @@ def work_generate(start: int, count: int) -> None:
     from workflows.persistence.models import (GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance,
                                               WorkflowTransition)
     from workflows.roles import Role
-    from workflows.services import START_EVENT, _proposal_data, checkpoint_data_of
+    from governance.decisions import _proposal_data
+    from workflows.services import START_EVENT, checkpoint_data_of
 
     begun = time.perf_counter()
     rng = random.Random(start)
@@ -368,6 +369,8 @@ def main() -> int:
                         help="also profile verify, backup and restore (cProfile) at the smallest size")
     parser.add_argument("--backup-name", default="audit-backup.json.gz",
                         help="backup file name; .gz (the default, as aegis_backup writes by default) or .json")
+    parser.add_argument("--only", choices=("backup",),
+                        help="measure only this part (backup: aegis_backup and aegis_restore, no verify_all)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed) for inspection")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -381,8 +384,8 @@ def main() -> int:
     transitions = options.transitions or (QUICK_TRANSITIONS if options.quick else DEFAULT_TRANSITIONS)
     sizes = sorted({int(s) for s in options.workflows.split(",")} if options.workflows
                    else set(QUICK_WORKFLOWS if options.quick else DEFAULT_WORKFLOWS))
-    verify_workflows = max(1, transitions // TRANSITIONS_PER_WORKFLOW)
-    checkpoints = sorted(set(sizes) | {verify_workflows})
+    verify_workflows = None if options.only == "backup" else max(1, transitions // TRANSITIONS_PER_WORKFLOW)
+    checkpoints = sorted(set(sizes) | ({verify_workflows} - {None}))
 
     tmp = Path(tempfile.mkdtemp(prefix="aegis-audit-bench-"))
     (tmp / "backups").mkdir()
@@ -430,17 +433,19 @@ def main() -> int:
                                 "file_bytes": backup.stat().st_size})
                 if options.profile and size == sizes[0]:
                     print(f"… profiling verify_all, aegis_backup, aegis_restore at {size:,} workflows", flush=True)
-                    for name in ("verify", "backup", "restore"):
+                    for name in ("backup", "restore") if options.only == "backup" else ("verify", "backup", "restore"):
                         profiles.append((name, tmp / f"{name}.prof"))
-                    worker("verify", db=source, tmp=tmp, profile=tmp / "verify.prof").check("profiling verify")
+                    if options.only != "backup":
+                        worker("verify", db=source, tmp=tmp, profile=tmp / "verify.prof").check("profiling verify")
                     manage("aegis_backup", "--output", str(tmp / "profiled" / options.backup_name), db=source,
                            tmp=tmp, profile=tmp / "backup.prof").check("profiling backup")
                     copy_db(empty, target)
                     manage("aegis_restore", str(backup), db=target, tmp=tmp,
                            profile=tmp / "restore.prof").check("profiling restore")
                     shutil.rmtree(tmp / "profiled", ignore_errors=True)
-                    parts = worker("breakdown", str(min(size, BREAKDOWN_WORKFLOWS)), db=source, tmp=tmp)
-                    breakdown = parts.check("cost breakdown").json()
+                    if options.only != "backup":
+                        parts = worker("breakdown", str(min(size, BREAKDOWN_WORKFLOWS)), db=source, tmp=tmp)
+                        breakdown = parts.check("cost breakdown").json()
                 drop_db(target)
                 backup.unlink()
         profile_texts = [profile_text(name, path) for name, path in profiles]

@@ -147,6 +147,19 @@ class EncryptedField(FernetField):
             return None
         return connection.Database.Binary(self.fernet.encrypt(encode_value(value, self.value_type)))
 
+    def plaintext(self, value) -> bytes:
+        """The stored value decrypted but not decoded (`value_type:payload`), for readers that
+        copy it on as it is (backups); raises DecryptionError exactly as reading the column does."""
+        try:
+            return self.fernet.decrypt(value.encode() if isinstance(value, str) else bytes(value))
+        except InvalidToken:
+            raise DecryptionError(self._undecryptable_message()) from None
+
+    def _undecryptable_message(self) -> str:
+        return (f"cannot decrypt {self.model._meta.label}.{self.name}: no key in FERNET_KEYS decrypts this value "
+                "(a key removed before `manage.py aegis_rotate_keys` finished, the wrong keys configured, "
+                "or a value altered in the database)")
+
     def from_db_value(self, value, expression, connection, *args):
         if value is None:
             return None
@@ -155,10 +168,7 @@ class EncryptedField(FernetField):
         except (InvalidToken, DecryptionError, ValueError):
             if _MARK_UNDECRYPTABLE.get():
                 return Undecryptable(f"{self.model._meta.label}.{self.name}")
-            raise DecryptionError(
-                f"cannot decrypt {self.model._meta.label}.{self.name}: no key in FERNET_KEYS decrypts this value "
-                "(a key removed before `manage.py aegis_rotate_keys` finished, the wrong keys configured, "
-                "or a value altered in the database)") from None
+            raise DecryptionError(self._undecryptable_message()) from None
 
     def to_python(self, value):
         return value
