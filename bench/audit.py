@@ -1,5 +1,5 @@
 """Audit-trail benchmark: `.venv/bin/python bench/audit.py [--transitions N] [--workflows 10000,100000]
-[--quick] [--profile] [--keep] [--only verify] [--processes P]`.
+[--quick] [--profile] [--keep] [--only verify|backup] [--processes P]`.
 
 Measures, against the targets of the audit issue,
 
@@ -375,8 +375,9 @@ def main() -> int:
                         help="also profile verify, backup and restore (cProfile) at the smallest size")
     parser.add_argument("--backup-name", default="audit-backup.json.gz",
                         help="backup file name; .gz (the default, as aegis_backup writes by default) or .json")
+    parser.add_argument("--only", choices=("verify", "backup"),
+                        help="measure only this part (verify: verify_all; backup: aegis_backup and aegis_restore)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed) for inspection")
-    parser.add_argument("--only", choices=("verify",), help="run only this half (verify: no backup/restore)")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="verification worker processes (default os.cpu_count(); 1 = in-process)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -392,8 +393,8 @@ def main() -> int:
     sizes = [] if options.only == "verify" else sorted(
         {int(s) for s in options.workflows.split(",")} if options.workflows
         else set(QUICK_WORKFLOWS if options.quick else DEFAULT_WORKFLOWS))
-    verify_workflows = max(1, transitions // TRANSITIONS_PER_WORKFLOW)
-    checkpoints = sorted(set(sizes) | {verify_workflows})
+    verify_workflows = None if options.only == "backup" else max(1, transitions // TRANSITIONS_PER_WORKFLOW)
+    checkpoints = sorted(set(sizes) | ({verify_workflows} - {None}))
 
     tmp = Path(tempfile.mkdtemp(prefix="aegis-audit-bench-"))
     (tmp / "backups").mkdir()
@@ -443,18 +444,20 @@ def main() -> int:
                                 "file_bytes": backup.stat().st_size})
                 if options.profile and size == sizes[0]:
                     print(f"… profiling verify_all, aegis_backup, aegis_restore at {size:,} workflows", flush=True)
-                    for name in ("verify", "backup", "restore"):
+                    for name in ("backup", "restore") if options.only == "backup" else ("verify", "backup", "restore"):
                         profiles.append((name, tmp / f"{name}.prof"))
-                    worker("verify", "newest", "1", db=source, tmp=tmp,
-                           profile=tmp / "verify.prof").check("profiling verify")
+                    if options.only != "backup":
+                        worker("verify", "newest", "1", db=source, tmp=tmp,
+                               profile=tmp / "verify.prof").check("profiling verify")
                     manage("aegis_backup", "--output", str(tmp / "profiled" / options.backup_name), db=source,
                            tmp=tmp, profile=tmp / "backup.prof").check("profiling backup")
                     copy_db(empty, target)
                     manage("aegis_restore", str(backup), db=target, tmp=tmp,
                            profile=tmp / "restore.prof").check("profiling restore")
                     shutil.rmtree(tmp / "profiled", ignore_errors=True)
-                    parts = worker("breakdown", str(min(size, BREAKDOWN_WORKFLOWS)), db=source, tmp=tmp)
-                    breakdown = parts.check("cost breakdown").json()
+                    if options.only != "backup":
+                        parts = worker("breakdown", str(min(size, BREAKDOWN_WORKFLOWS)), db=source, tmp=tmp)
+                        breakdown = parts.check("cost breakdown").json()
                 drop_db(target)
                 backup.unlink()
         profile_texts = [profile_text(name, path) for name, path in profiles]

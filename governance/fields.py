@@ -129,10 +129,13 @@ def decrypt_stored(value: Any, fernet: MultiFernet, where: str) -> Any:
     except (InvalidToken, DecryptionError, ValueError):
         if _MARK_UNDECRYPTABLE.get():
             return Undecryptable(where)
-        raise DecryptionError(
-            f"cannot decrypt {where}: no key in FERNET_KEYS decrypts this value "
+        raise DecryptionError(undecryptable_message(where)) from None
+
+
+def undecryptable_message(where: str) -> str:
+    return (f"cannot decrypt {where}: no key in FERNET_KEYS decrypts this value "
             "(a key removed before `manage.py aegis_rotate_keys` finished, the wrong keys configured, "
-            "or a value altered in the database)") from None
+            "or a value altered in the database)")
 
 
 class EncryptedField(FernetField):
@@ -164,8 +167,20 @@ class EncryptedField(FernetField):
             return None
         return connection.Database.Binary(self.fernet.encrypt(encode_value(value, self.value_type)))
 
+    def plaintext(self, value) -> bytes:
+        """The stored value decrypted but not decoded (`value_type:payload`), for readers that
+        copy it on as it is (backups); raises DecryptionError exactly as reading the column does."""
+        try:
+            return self.fernet.decrypt(value.encode() if isinstance(value, str) else bytes(value))
+        except InvalidToken:
+            raise DecryptionError(undecryptable_message(self.where)) from None
+
+    @property
+    def where(self) -> str:
+        return f"{self.model._meta.label}.{self.name}"
+
     def from_db_value(self, value, expression, connection, *args):
-        return decrypt_stored(value, self.fernet, f"{self.model._meta.label}.{self.name}")
+        return decrypt_stored(value, self.fernet, self.where)
 
     def to_python(self, value):
         return value

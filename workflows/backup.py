@@ -36,19 +36,22 @@ import gzip
 import base64
 import hashlib
 import json
+import uuid
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from cryptography.fernet import InvalidToken
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from attestations.models import Attestation, SigningKeyPair
 from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
-from governance.fields import current_ciphers
+from governance.fields import current_ciphers, decode_value
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from calibration.versions import forget_newest
 from governance.models import ApiKey, Customer, Decision, Tier
@@ -87,6 +90,11 @@ class Section:
     name: str
     dump: Callable[[], Iterator[dict[str, Any]]]
     restore: Callable[[list[dict[str, Any]]], int]  # returns rows inserted
+    dump_text: Callable[[], Iterator[str]] | None = None  # the records as JSON text, where that is faster
+
+    def record_texts(self) -> Iterator[str]:
+        """Every record as the JSON text a backup file holds."""
+        return self.dump_text() if self.dump_text else map(_record_line, self.dump())
 
 
 def _iso(value):
@@ -296,34 +304,119 @@ ATTESTATIONS = RowKind(
 # --- workflows ----------------------------------------------------------------------------
 
 TRANSITION_FIELDS = ("seq", "from_state", "to_state", "triggered_by", "reason", "payload", "prev_hash", "hash")
+CHECKPOINT_FIELDS = ("seq", "checkpoint_data", "hash", "created_at", "created_by")
+WORKFLOW_FIELDS = ("workflow_id", "workflow_type", "current_state", "status", "state_data", "version")
 
 
-def dump_workflows():
-    """Workflows with their transitions and checkpoints, fetched a batch of workflows at a time."""
+def _text(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _utc_text(value) -> str:
+    """A timestamp column as read by a raw cursor (SQLite: naive UTC text; PostgreSQL: an
+    aware datetime) in the file's form."""
+    return utc_iso(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def _uuid_text(value) -> str:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+
+
+def _column_json(model, name: str) -> Callable[[Any], str]:
+    """How an encrypted column's stored value becomes JSON text for a record line: decrypted
+    with FERNET_KEYS (the same refusal as reading it through the ORM), a JSON value copied as
+    the text it was stored as (stored compact and unescaped, as record lines are written)."""
+    field = model._meta.get_field(name)
+
+    def to_json(value) -> str:
+        if value is None:
+            return "null"
+        plaintext = field.plaintext(value)
+        if plaintext.startswith(b"json:"):
+            return plaintext[5:].decode("utf-8")
+        return _text(decode_value(plaintext))
+    return to_json
+
+
+def _select(model, columns: str, where: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {model._meta.db_table} {where}", params)
+        return cursor.fetchall()
+
+
+def workflow_texts() -> Iterator[str]:
+    """Workflows with their transitions and checkpoints, a keyset page of BATCH workflows at a
+    time, read with a raw cursor and written as record text: no model objects, and JSON
+    columns copied as their stored text instead of being decoded and encoded again."""
+    state_json = _column_json(WorkflowInstance, "state_data")
+    triggered_json, reason_json, payload_json = (_column_json(WorkflowTransition, name)
+                                                 for name in ("triggered_by", "reason", "payload"))
+    data_json, by_json = (_column_json(WorkflowCheckpoint, name) for name in ("checkpoint_data", "created_by"))
+    workflows, customers = WorkflowInstance._meta.db_table, Customer._meta.db_table
     last_id = 0
     while True:
-        batch = list(WorkflowInstance.objects.filter(id__gt=last_id).select_related("customer")
-                     .order_by("id")[:BATCH])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT w.id, w.workflow_id, w.workflow_type, w.current_state, w.status, w.state_data, w.version, "
+                f"c.customer_id, w.created_at, w.updated_at FROM {workflows} w "
+                f"LEFT JOIN {customers} c ON c.id = w.customer_id WHERE w.id > %s ORDER BY w.id LIMIT %s",
+                [last_id, BATCH])
+            batch = cursor.fetchall()
         if not batch:
             return
-        last_id = batch[-1].id
-        ids = [w.id for w in batch]
-        transitions: dict[int, list] = {pk: [] for pk in ids}
-        for t in WorkflowTransition.objects.filter(workflow_id__in=ids).order_by("workflow_id", "seq").iterator(
-                chunk_size=BATCH * 5):
-            transitions[t.workflow_id].append({**{f: getattr(t, f) for f in TRANSITION_FIELDS},
-                                               "created_at": utc_iso(t.created_at)})
-        checkpoints: dict[int, list] = {pk: [] for pk in ids}
-        for c in WorkflowCheckpoint.objects.filter(workflow_id__in=ids).order_by("workflow_id", "seq").iterator(
-                chunk_size=BATCH * 5):
-            checkpoints[c.workflow_id].append({"seq": c.seq, "checkpoint_data": c.checkpoint_data, "hash": c.hash,
-                                               "created_at": utc_iso(c.created_at), "created_by": c.created_by})
-        for w in batch:
-            yield {"workflow_id": str(w.workflow_id), "workflow_type": w.workflow_type,
-                   "current_state": w.current_state, "status": w.status, "state_data": w.state_data,
-                   "version": w.version, "customer_id": w.customer.customer_id if w.customer else None,
-                   "created_at": utc_iso(w.created_at), "updated_at": utc_iso(w.updated_at),
-                   "transitions": transitions[w.id], "checkpoints": checkpoints[w.id]}
+        first_id, last_id = batch[0][0], batch[-1][0]
+        span = "WHERE workflow_id >= %s AND workflow_id <= %s ORDER BY workflow_id, seq"
+        transitions: dict[int, list[str]] = {row[0]: [] for row in batch}
+        for pk, seq, from_state, to_state, by, reason, payload, prev_hash, digest, created in _select(
+                WorkflowTransition, "workflow_id, seq, from_state, to_state, triggered_by, reason, payload, "
+                "prev_hash, hash, created_at", span, [first_id, last_id]):
+            transitions[pk].append(
+                f'{{"seq":{seq},"from_state":{_text(from_state)},"to_state":{_text(to_state)},'
+                f'"triggered_by":{triggered_json(by)},"reason":{reason_json(reason)},"payload":{payload_json(payload)},'
+                f'"prev_hash":{_text(prev_hash)},"hash":{_text(digest)},"created_at":"{_utc_text(created)}"}}')
+        checkpoints: dict[int, list[str]] = {row[0]: [] for row in batch}
+        for pk, seq, data, digest, created, by in _select(
+                WorkflowCheckpoint, "workflow_id, seq, checkpoint_data, hash, created_at, created_by", span,
+                [first_id, last_id]):
+            checkpoints[pk].append(f'{{"seq":{seq},"checkpoint_data":{data_json(data)},"hash":{_text(digest)},'
+                                   f'"created_at":"{_utc_text(created)}","created_by":{by_json(by)}}}')
+        for pk, workflow_id, kind, state, status, state_data, version, customer_id, created, updated in batch:
+            yield (f'{{"workflow_id":"{_uuid_text(workflow_id)}","workflow_type":{_text(kind)},'
+                   f'"current_state":{_text(state)},"status":{_text(status)},"state_data":{state_json(state_data)},'
+                   f'"version":{version},"customer_id":{_text(customer_id)},"created_at":"{_utc_text(created)}",'
+                   f'"updated_at":"{_utc_text(updated)}","transitions":[{",".join(transitions[pk])}],'
+                   f'"checkpoints":[{",".join(checkpoints[pk])}]}}')
+
+
+def dump_workflows() -> Iterator[dict[str, Any]]:
+    return map(json.loads, workflow_texts())
+
+
+def _verify_in_memory(record: dict[str, Any]) -> None:
+    """The checks `verify_all` makes of a stored chain, made on a record as it is restored
+    (the rows are inserted from exactly these values), so no second pass over the database."""
+    workflow = SimpleNamespace(**{f: record[f] for f in WORKFLOW_FIELDS})
+    rows = [(t["seq"], t["from_state"], t["to_state"], t["triggered_by"], t["reason"], t["payload"], t["created_at"],
+             t["prev_hash"], t["hash"]) for t in record["transitions"]]
+    checkpoints = [(c["seq"], c["checkpoint_data"], c["hash"]) for c in record["checkpoints"]]
+    report = DurableWorkflowEngine().judge(workflow, rows, checkpoints)
+    if not report.is_valid:
+        raise BackupError(_chain_refusal(report))
+
+
+def _chain_refusal(report) -> str:
+    return f"workflow {report.workflow_id}: {report.message}; restore refused"
+
+
+def _insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """INSERT with executemany, each value prepared by its field's own save preparation
+    (encryption under the first of FERNET_KEYS, timestamps): no model objects."""
+    fields = [model._meta.get_field(name) for name in columns]
+    prepared = [[field.get_db_prep_save(value, connection) for field, value in zip(fields, row)] for row in rows]
+    names = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {model._meta.db_table} ({names}) VALUES ({marks})", prepared)
 
 
 def restore_workflows(records):
@@ -341,6 +434,8 @@ def restore_workflows(records):
         wanted = r["transitions"][-1]["hash"] if r["transitions"] else None
         if present.version != r["version"] or last != wanted:
             raise BackupError(f"workflow {r['workflow_id']} exists with a different history; restore refused")
+    for r in fresh:
+        _verify_in_memory(r)
     instances = WorkflowInstance.objects.bulk_create([
         WorkflowInstance(workflow_id=r["workflow_id"], workflow_type=r["workflow_type"],
                          current_state=r["current_state"], status=r["status"], state_data=r["state_data"],
@@ -352,22 +447,19 @@ def restore_workflows(records):
                    .values_list("workflow_id", "id"))
         for instance in instances:
             instance.pk = instance.id = pks[instance.workflow_id]
-    transitions, checkpoints = [], []
-    for instance, r in zip(instances, fresh):
-        transitions.extend(WorkflowTransition(workflow=instance, created_at=_time(t["created_at"]),
-                                              **{f: t[f] for f in TRANSITION_FIELDS}) for t in r["transitions"])
-        checkpoints.extend(WorkflowCheckpoint(workflow=instance, seq=c["seq"], checkpoint_data=c["checkpoint_data"],
-                                              hash=c["hash"], created_at=_time(c["created_at"]),
-                                              created_by=c["created_by"]) for c in r["checkpoints"])
-    WorkflowTransition.objects.bulk_create(transitions, batch_size=BATCH)
-    WorkflowCheckpoint.objects.bulk_create(checkpoints, batch_size=BATCH)
+    _insert_rows(WorkflowTransition, ("workflow", "created_at", *TRANSITION_FIELDS), [
+        (instance.pk, _time(t["created_at"]), *(t[f] for f in TRANSITION_FIELDS))
+        for instance, r in zip(instances, fresh) for t in r["transitions"]])
+    _insert_rows(WorkflowCheckpoint, ("workflow", *CHECKPOINT_FIELDS), [
+        (instance.pk, c["seq"], c["checkpoint_data"], c["hash"], _time(c["created_at"]), c["created_by"])
+        for instance, r in zip(instances, fresh) for c in r["checkpoints"]])
     return len(fresh)
 
 
 # Dependency order: a section may refer only to sections before it.
 SECTIONS: list[Section] = [
     TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), CONFIG_VERSIONS.section(),
-    Section("workflows", dump_workflows, restore_workflows),
+    Section("workflows", dump_workflows, restore_workflows, workflow_texts),
     CALIBRATION_PROPOSALS.section(), SIGNING_PAIRS.section(), ATTESTATIONS.section(),
 ]
 # Sections newer releases added: a file written before them simply has none.
@@ -380,10 +472,10 @@ def _record_line(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _sealed_line(sealer, record: dict[str, Any]) -> str:
+def _sealed_line(sealer, text: str) -> str:
     """A record as format 2 writes it: a JSON string holding the Fernet token of its JSON,
     zlib-compressed (tokens are URL-safe base64, so quoting them is all JSON needs)."""
-    plaintext = zlib.compress(_record_line(record).encode("utf-8"), 6)
+    plaintext = zlib.compress(text.encode("utf-8"), 6)
     return '"' + sealer.encrypt(plaintext).decode("ascii") + '"'
 
 
@@ -409,8 +501,8 @@ def write_backup(path: str | Path) -> dict[str, Any]:
             for position, section in enumerate(SECTIONS):
                 emit(("," if position else "") + json.dumps(section.name) + ": [\n")
                 count = 0
-                for record in section.dump():
-                    emit(("," if count else "") + _sealed_line(sealer, record) + "\n")
+                for text in section.record_texts():
+                    emit(("," if count else "") + _sealed_line(sealer, text) + "\n")
                     count += 1
                 emit("]\n")
                 counts[section.name] = count
@@ -590,6 +682,9 @@ def restore_backup(path: str | Path) -> dict[str, int]:
     restorers = {s.name: s.restore for s in SECTIONS}
     inserted = {s.name: 0 for s in SECTIONS}
     with transaction.atomic():
+        # Every restored workflow is verified in memory as it is inserted; rows that were
+        # there before were not, so only then does the whole database get verified again.
+        had_workflows = WorkflowInstance.objects.exists()
         pending: list[dict] = []
         current = None
         for kind, item in _records(path):
@@ -606,9 +701,9 @@ def restore_backup(path: str | Path) -> dict[str, int]:
             pending.append(record)
         if pending:
             inserted[current] += restorers[current](pending)
-        for report in DurableWorkflowEngine().verify_all():
+        for report in DurableWorkflowEngine().verify_all() if had_workflows else ():
             if not report.is_valid:
-                raise BackupError(f"workflow {report.workflow_id}: {report.message}; restore refused")
+                raise BackupError(_chain_refusal(report))
         rebuild_replay_packs()  # derived from the restored decisions, not in the backup (issue 15 item 6)
         emit(Event.BACKUP_RESTORED, actor="aegis-restore", subject=path.name, data={"inserted": inserted})
         transaction.on_commit(forget_newest)  # restored versions are bulk-inserted: no signal

@@ -175,7 +175,7 @@ class DurableWorkflowEngine:
     def reports_between(self, lo: int, hi: int) -> list[ChainReport]:
         """The reports of the workflows with lo < id <= hi, in id order."""
         workflows, transitions, checkpoints = _RangeReader(self.depth).read(lo, hi)
-        return [self._judge(row, transitions[row.pk], checkpoints[row.pk]) for row in workflows]
+        return [self.judge(row, transitions[row.pk], checkpoints[row.pk]) for row in workflows]
 
     def verify_all(self) -> Iterator[ChainReport]:
         """Every workflow's report in workflow-id order, STREAM_CHUNK workflows at a time
@@ -226,7 +226,9 @@ class DurableWorkflowEngine:
                     pending.append(pool.submit(verify_worker.verify_range, str(self.depth), lo, hi))
                 yield from reports
 
-    def _judge(self, workflow: WorkflowRow, rows: Iterable[tuple], checkpoints: list[tuple]) -> ChainReport:
+    def judge(self, workflow: WorkflowRow, rows: Iterable[tuple], checkpoints: list[tuple]) -> ChainReport:
+        """One workflow's report from its values (read from the database, or from a backup
+        record about to be restored: anything with WorkflowRow's attributes)."""
         workflow_id = workflow.workflow_id
         rows = list(rows)
         count, problem, broken = verify_transitions(workflow_id, rows, version=workflow.version)
