@@ -27,4 +27,10 @@ def chain_hash_of(*, version: int, content_hash: str, source: str, source_ref: s
                   created_at: datetime | str) -> str:
     return sha256_hex(canonical_json({
         "version": version, "content_hash": content_hash, "source": source, "source_ref": source_ref,
-        "parent_chain_hash": parent_chain_hash, "created_at": utc_iso(created_at)}))
+        "parent_chain_hash": parent_chain_hash, "created_at": _to_milliseconds(utc_iso(created_at))}))
+
+
+def _to_milliseconds(iso: str) -> str:
+    """Django's JSON serializer (dumpdata, serialized test databases) keeps milliseconds
+    only: a version so copied must still verify."""
+    return iso[:23] + "Z"

@@ -209,7 +209,7 @@ def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVe
         rejected = configuration_status().first_rejected
         if rejected is not None:
             raise CalibrationError(f"Cannot apply on top of a rejected configuration version ({rejected}); see "
-                                   f"docs/operations.md, 'A configuration version is rejected'",
+                                   f"docs/operations.md#alert-configuration-rejected",
                                    workflow_services.WorkflowError.CONFLICT)
         latest = ConfigurationVersion.objects.order_by("-version").first()
         config = config_of(latest.version, latest.content_hash)

@@ -74,7 +74,7 @@ class Command(BaseCommand):
         stored = verify_all_versions()
         for rejected in stored.rejected:
             self.step(False, f"configuration v{rejected.version} is stored but not served: {rejected.reason} "
-                             f"(docs/operations.md, 'A configuration version is rejected')")
+                             f"(docs/operations.md#alert-configuration-rejected)")
         if stored.served is None:
             return
         version, config = stored.served, config_of(stored.served, stored.served_content_hash)
