@@ -219,10 +219,10 @@ def test_verification_run_records_the_broken_count_and_staff_see_the_banner(make
     assert stored.failures[0]["message"].startswith("seq 1: hash mismatch")
 
     page = _page(staff_client, "/workflows/")
-    assert 'id="audit-alert"' in page and "1 of 6 audit records (workflow chains, decisions and attestations) are broken" in page
+    assert 'id="audit-alert"' in page and "1 of 7 audit records (workflow chains, decisions, attestations and configuration versions) are broken" in page
     assert str(target.workflow_id) in page
     admin = _page(staff_client, "/admin/")
-    assert 'id="audit-alert"' in admin and "1 of 6 audit records (workflow chains, decisions and attestations) are broken" in admin
+    assert 'id="audit-alert"' in admin and "1 of 7 audit records (workflow chains, decisions, attestations and configuration versions) are broken" in admin
     assert 'id="audit-alert"' in _page(staff_client, "/drift/")  # every staff page
     assert 'id="audit-alert"' not in _page(plain_client, "/workflows/")
     assert 'id="audit-alert"' not in _page(plain_client, "/drift/")
