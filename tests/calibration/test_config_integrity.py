@@ -95,6 +95,10 @@ def test_a_forged_version_is_not_served_and_everyone_is_told(five_versions, tmp_
     assert body["checks"]["config"] == {"ok": False, "version": 5, "rejected": [6],
                                         "error": "configuration v6 does not verify and is not served"}
 
+    page = Browser(make_user("ria", risk_lead=True)).get("/calibration/").content.decode()
+    assert 'id="rejected-versions"' in page and "configuration v6 (content_hash does not match its parameters)" in page
+    assert 'href="/calibration/versions/">v5</a>' in page
+
     out = StringIO()
     with pytest.raises(CommandError):
         call_command("aegis_preflight", "--backup", str(tmp_path / "pre.json.gz"), stdout=out)
