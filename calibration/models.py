@@ -9,9 +9,12 @@ from django.utils import timezone
 
 from governance.fields import pii_text_field
 
+from .chain import GENESIS_CHAIN_HASH, chain_hash_of
+
 
 class ConfigurationVersion(models.Model):
-    """An immutable full parameter set. The highest version is the active one."""
+    """An immutable full parameter set. The newest version that verifies is the active one
+    (calibration/integrity.py)."""
 
     class Source(models.TextChoices):
         SCHEMA_DEFAULT = "schema_default", "Interface contract defaults"
@@ -26,12 +29,28 @@ class ConfigurationVersion(models.Model):
     author = pii_text_field()
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
     created_at = models.DateTimeField(default=timezone.now)
+    chain_hash = models.CharField(max_length=64, blank=True, default="",
+                                  help_text="SHA-256 over this version and the chain hash of the one before it.")
 
     class Meta:
         ordering = ["-version"]
 
     def __str__(self) -> str:
         return f"v{self.version}"
+
+    def linked_chain_hash(self, predecessor_chain_hash: str) -> str:
+        return chain_hash_of(version=self.version, content_hash=self.content_hash, source=self.source,
+                             source_ref=self.source_ref, parent_chain_hash=predecessor_chain_hash,
+                             created_at=self.created_at)
+
+    def save(self, *args, **kwargs):
+        """Every creator (apply, a restore of a backup written before chain hashes) links the
+        new version to the one stored before it, unless the row already carries its hash."""
+        if not self.chain_hash:
+            predecessor = (ConfigurationVersion.objects.filter(version__lt=self.version).order_by("-version")
+                           .values_list("chain_hash", flat=True).first())
+            self.chain_hash = self.linked_chain_hash(GENESIS_CHAIN_HASH if predecessor is None else predecessor)
+        super().save(*args, **kwargs)
 
 
 class CalibrationProposal(models.Model):

@@ -30,7 +30,7 @@ from workflows.machines import Actor, is_recorded_person
 from workflows.roles import Role
 
 from .models import CalibrationProposal, ConfigurationVersion
-from .versions import active_config, config_of, content_hash
+from .versions import active_config, config_of, configuration_status, content_hash, forget_newest
 
 OPEN_STATES = ("proposed", "approved")
 STEP_EVENTS = {"approve": Event.CALIBRATION_APPROVED, "reject": Event.CALIBRATION_REJECTED,
@@ -205,6 +205,12 @@ def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVe
                                    f"applied", workflow_services.WorkflowError.CONFLICT)
         if workflow.current_state != "approved":
             raise CalibrationError(f"Apply needs an APPROVED proposal; this one is {workflow.current_state.upper()}",
+                                   workflow_services.WorkflowError.CONFLICT)
+        forget_newest()  # judged as stored now, under the lock
+        rejected = configuration_status().first_rejected
+        if rejected is not None:
+            raise CalibrationError(f"Cannot apply on top of a rejected configuration version ({rejected}); see "
+                                   f"docs/operations.md#alert-configuration-rejected",
                                    workflow_services.WorkflowError.CONFLICT)
         latest = ConfigurationVersion.objects.order_by("-version").first()
         config = config_of(latest.version, latest.content_hash)

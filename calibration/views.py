@@ -21,7 +21,7 @@ from .api import PROPOSAL_STATUSES, filtered_proposals, version_diff
 from .charts import drift_chart_svg
 from .forms import ProposeForm, StepForm, WithdrawForm
 from .models import CalibrationProposal, ConfigurationVersion
-from .versions import active_config
+from .versions import active_config, configuration_status
 
 TAU_PARAMETERS = ("tau_warning", "tau_critical")
 
@@ -41,7 +41,7 @@ def queue(request):
     return render(request, "calibration/queue.html", {
         "page": page, "status": status, "statuses": PROPOSAL_STATUSES, "parameter": params.get("parameter", ""),
         "proposer": params.get("proposer", ""), "parameters": sorted(services.CALIBRATABLE_PARAMETERS),
-        "active_version": version, "now": timezone.now()})
+        "active_version": version, "rejected_versions": configuration_status().rejected, "now": timezone.now()})
 
 
 @login_required

@@ -54,9 +54,10 @@ class StoredWorkCollector:
     """aegis_backups_total, aegis_audit_verifications_total and aegis_drift_kl_divergence,
     from the append-only telemetry events, the verification runs and the drift reports; the
     times of the last successful backup and verification, the broken chains the newest
-    verification found and the drift thresholds, which the alert rules (deploy/prometheus)
-    watch. `describe` names the families without touching the database (the preflight's
-    list of exported metrics reads it); `collect` fills them in."""
+    verification found, the drift thresholds and the configuration versions this process
+    refuses to serve, which the alert rules (deploy/prometheus) watch. `describe` names the
+    families without touching the database (the preflight's list of exported metrics reads
+    it); `collect` fills them in."""
 
     def describe(self):
         return [
@@ -73,6 +74,8 @@ class StoredWorkCollector:
             GaugeMetricFamily("aegis_drift_kl_threshold",
                               "The warning and critical KL thresholds the latest daily report used",
                               labels=["tenant", "level"]),
+            GaugeMetricFamily("aegis_configuration_rejected_versions",
+                              "Stored configuration versions that do not verify and are not served", labels=[]),
         ]
 
     def collect(self):
@@ -82,7 +85,10 @@ class StoredWorkCollector:
 
         from .models import DriftReport, TelemetryEvent
 
-        backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds = self.describe()
+        from calibration.versions import configuration_status
+
+        (backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds,
+         rejected_configurations) = self.describe()
 
         results = {"backup.succeeded": "succeeded", "backup.failed": "failed"}
         counted = dict(TelemetryEvent.objects.filter(name__in=results).order_by().values_list("name")
@@ -106,7 +112,9 @@ class StoredWorkCollector:
             drift.add_metric([tenant], kl)
             thresholds.add_metric([tenant, "warning"], warning)
             thresholds.add_metric([tenant, "critical"], critical)
-        yield from (backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds)
+        rejected_configurations.add_metric([], len(configuration_status().rejected))
+        yield from (backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds,
+                    rejected_configurations)
 
 
 class CeleryQueueCollector:

@@ -214,6 +214,7 @@ def verification_announcement(run_id: int) -> Announcement | None:
         return None
     first = [failure.get("workflow_id") or failure.get("decision_id")
              or (f"attestation {failure['attestation_id']}" if failure.get("attestation_id") else None)
+             or (f"configuration v{failure['configuration_version']}" if failure.get("configuration_version") else None)
              or f"seal block {failure.get('block')}" for failure in run.failures[:3]]
     return Announcement(
         key=f"chain-verification:{run.pk}", kind=Kind.VERIFICATION_FAILED,

@@ -1,6 +1,7 @@
 """Scheduled operations: the daily backup with rotation and the chain verification run
-(workflow chains, sealed decisions and signed attestations). Both are idempotent so that a redelivered task (a
-worker killed mid-way) finishes the work exactly once."""
+(workflow chains, sealed decisions, signed attestations and configuration versions). Both
+are idempotent so that a redelivered task (a worker killed mid-way) finishes the work
+exactly once."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from attestations import audit as attestation_audit
+from calibration.integrity import verify_all_versions
 from governance import sealing
 from governance.signals import send_after_commit
 from governance.telemetry import Event, emit
@@ -138,15 +140,22 @@ def verify_all_chains(*, full: bool | None = None) -> ChainVerificationRun:
             attestation_failures.append(finding.as_failure())
     checked += tally.checked + attestations.checked
     broken += tally.broken + attestations.broken
+    configurations = verify_all_versions()  # each rejected version is one broken record
+    checked += configurations.checked
+    broken += len(configurations.rejected)
+    configuration_failures = [{"configuration_version": r.version, "message": r.reason}
+                              for r in configurations.rejected[:FAILURES_KEPT]]
     with transaction.atomic():
         ChainVerificationRun.objects.filter(pk=run.pk).update(
-            checked=checked, broken=broken, failures=failures + decision_failures + attestation_failures,
+            checked=checked, broken=broken, failures=failures + decision_failures + attestation_failures + configuration_failures,
             finished_at=timezone.now())
         emit(Event.AUDIT_VERIFIED, actor="aegis-scheduler", subject=str(run.pk),
              data={"checked": checked, "broken": broken, "depth": str(depth), "decisions": tally.checked,
                    "decisions_broken": tally.broken, "decisions_sealed_now": sealed,
                    "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq,
-                   "attestations": attestations.checked, "attestations_broken": attestations.broken})
+                   "attestations": attestations.checked, "attestations_broken": attestations.broken,
+                   "configuration_versions": configurations.checked,
+                   "configuration_versions_rejected": len(configurations.rejected)})
         send_after_commit(chains_verified, run_id=run.pk)
     run.refresh_from_db()
     return run

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from governance import __version__, services
 from governance import decisions as decision_verbs
-from calibration.versions import active_config
+from calibration.versions import active_config, configuration_status
 from governance.engine.inputs import InputError, parse_proposal
 from governance.idempotency import run_idempotent
 from governance.models import Decision
@@ -99,6 +99,12 @@ class HealthView(APIView):
         try:
             version, _ = active_config()
             checks["config"] = {"ok": True, "version": version}
+            # A stored version that does not verify is not served: degraded, named (the
+            # reason is for the operators, in preflight and the verification run, not for anyone).
+            rejected = [r.version for r in configuration_status().rejected]
+            if rejected:
+                checks["config"].update(ok=False, rejected=rejected,
+                                        error=f"configuration v{rejected[0]} does not verify and is not served")
         except Exception as exc:  # a broken contract or config store must show, not crash
             checks["config"] = {"ok": False, "error": type(exc).__name__}
         try:

@@ -6,12 +6,14 @@ stored by another process (no signal here) within the cache time."""
 from __future__ import annotations
 
 import pytest
+from cal_support import approved
 from clock_support import fake_monotonic
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from calibration import versions
+from calibration import services, versions
 from calibration.models import ConfigurationVersion
+from workflows.services import actor_for
 
 
 @pytest.fixture
@@ -19,17 +21,19 @@ def clock(monkeypatch):
     return fake_monotonic(monkeypatch, versions)
 
 
-def next_version(*, signal: bool) -> int:
-    newest = ConfigurationVersion.objects.order_by("-version").first()
-    parameters = {**newest.parameters}
-    version = ConfigurationVersion(version=newest.version + 1, parameters=parameters,
-                                   content_hash=versions.content_hash(parameters), source="calibration",
-                                   author="test", parent=newest)
-    if signal:
-        version.save()
-    else:
-        ConfigurationVersion.objects.bulk_create([version])  # as another process's apply looks from here
-    return version.version
+@pytest.fixture
+def next_version(alice, bob, monkeypatch):
+    """next_version(signal=...) -> the number of a new version applied the normal way (alice
+    proposes, bob approves, alice applies); without the signal as another process's apply
+    looks from here (nothing tells this process's cache)."""
+    def apply(*, signal: bool) -> int:
+        current = ConfigurationVersion.objects.order_by("-version").first().parameters["novelty_threshold"]
+        proposal = approved(alice, bob, "novelty_threshold", round(current + 0.01, 4))
+        if not signal:
+            monkeypatch.setattr(versions, "forget_newest", lambda: None)
+            monkeypatch.setattr(services, "forget_newest", lambda: None)
+        return services.apply(proposal.proposal_id, actor=actor_for(alice)).version
+    return apply
 
 
 def active_queries() -> tuple[int, int]:
@@ -47,7 +51,7 @@ def test_the_active_version_is_read_once_per_cache_time(clock):
 
 
 @pytest.mark.django_db
-def test_a_version_stored_in_this_process_is_used_at_once(clock):
+def test_a_version_stored_in_this_process_is_used_at_once(clock, next_version):
     first, _ = active_queries()
     stored = next_version(signal=True)
     assert stored == first + 1
@@ -55,7 +59,7 @@ def test_a_version_stored_in_this_process_is_used_at_once(clock):
 
 
 @pytest.mark.django_db
-def test_a_version_stored_by_another_process_is_used_within_the_cache_time(clock):
+def test_a_version_stored_by_another_process_is_used_within_the_cache_time(clock, next_version):
     first, _ = active_queries()
     stored = next_version(signal=False)
     clock.now += 0.9

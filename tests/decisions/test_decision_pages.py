@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from calibration import services as calibration
 from calibration.models import ConfigurationVersion
 from decision_page_support import (ANONYMOUS, ESCALATE, HALT, HALT_COMPLEXITY, KINDS, NOT_STAFF, PAUSE, PROCEED,
                                    RISK_LEAD, SECURITY_LEAD, STAFF, SecureClient, event_url, make_user,
@@ -127,9 +128,11 @@ def test_the_page_shows_inputs_gates_answer_and_review(client_for, decide):
 def test_the_configuration_version_links_to_its_diff(client_for, decide):
     first = decide(HALT)
     v1 = ConfigurationVersion.objects.get(version=1)
-    ConfigurationVersion.objects.create(version=2, parameters=v1.parameters, content_hash=v1.content_hash,
-                                        source=ConfigurationVersion.Source.CALIBRATION, source_ref="test",
-                                        author="rita", parent=v1)
+    proposer, approver = make_user("cal-a", Role.RISK_LEAD), make_user("cal-b", Role.RISK_LEAD)
+    proposal = calibration.propose("tau_critical", v1.parameters["tau_critical"] + 0.05, "Drift thresholds",
+                                   actor=actor_for(proposer))  # drift only: the decision stays a halt
+    calibration.approve(proposal.proposal_id, actor=actor_for(approver), comment="Right")
+    calibration.apply(proposal.proposal_id, actor=actor_for(proposer))
     second = decide(HALT)
     assert (first.config_version, second.config_version) == (1, 2)
     client = client_for(STAFF)

@@ -203,7 +203,7 @@ def test_verification_run_records_the_broken_count_and_staff_see_the_banner(make
     staff_client, plain_client = https_client(staff), https_client(plain)
 
     clean = workflow_tasks.verify_chains.delay().get()  # the eager Celery task
-    assert clean == {"checked": 6, "broken": 0}  # three workflow chains and their three (sealed) decisions
+    assert clean == {"checked": 7, "broken": 0}  # three workflow chains, their three (sealed) decisions, configuration v1
     assert 'id="audit-alert"' not in _page(staff_client, "/workflows/")
 
     # Tamper with one stored transition (the append-only trigger dropped first).
@@ -214,15 +214,15 @@ def test_verification_run_records_the_broken_count_and_staff_see_the_banner(make
 
     run = operations.verify_all_chains()
     stored = ChainVerificationRun.objects.get(pk=run.pk)
-    assert (stored.checked, stored.broken) == (6, 1) and stored.finished_at is not None and not stored.ok
+    assert (stored.checked, stored.broken) == (7, 1) and stored.finished_at is not None and not stored.ok
     assert [f["workflow_id"] for f in stored.failures] == [str(target.workflow_id)]
     assert stored.failures[0]["message"].startswith("seq 1: hash mismatch")
 
     page = _page(staff_client, "/workflows/")
-    assert 'id="audit-alert"' in page and "1 of 6 audit records (workflow chains, decisions and attestations) are broken" in page
+    assert 'id="audit-alert"' in page and "1 of 7 audit records (workflow chains, decisions, attestations and configuration versions) are broken" in page
     assert str(target.workflow_id) in page
     admin = _page(staff_client, "/admin/")
-    assert 'id="audit-alert"' in admin and "1 of 6 audit records (workflow chains, decisions and attestations) are broken" in admin
+    assert 'id="audit-alert"' in admin and "1 of 7 audit records (workflow chains, decisions, attestations and configuration versions) are broken" in admin
     assert 'id="audit-alert"' in _page(staff_client, "/drift/")  # every staff page
     assert 'id="audit-alert"' not in _page(plain_client, "/workflows/")
     assert 'id="audit-alert"' not in _page(plain_client, "/drift/")

@@ -224,7 +224,7 @@ def test_staff_pages_show_a_broken_decision_and_metrics_count_the_run(three_bloc
     sql("UPDATE governance_decision SET risk_proposed = 0.99 WHERE id = %s", [pk_of(three_blocks[1])])
     run_ = operations.verify_all_chains()
 
-    assert not run_.ok and run_.broken == 1 and run_.checked == 6
+    assert not run_.ok and run_.broken == 1 and run_.checked == 6 + 1  # and configuration v1
     page = staff_api.get("/workflows/").content.decode()
     assert 'id="audit-alert"' in page and three_blocks[1] in page
     metrics = generate_latest(_STORED_WORK).decode()

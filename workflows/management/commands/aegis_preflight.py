@@ -1,6 +1,7 @@
 """The migration guide's pre-migration checklist as one command (PLATFORM.md §5).
 
-Steps: take a backup; validate the active configuration against the target contract;
+Steps: take a backup; verify every stored configuration version (one not served blocks) and
+validate the active configuration against the target contract;
 classify the contract differences; list the changelog's breaking changes up to the target
 version; verify every audit chain and every sealed decision; list unapplied migrations;
 with --prometheus-rules, check that every metric the deployment's alert rules read is one
@@ -14,7 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from calibration.versions import active_config
+from calibration.integrity import verify_all_versions
+from calibration.versions import config_of
 from governance import __version__, changelog, monitoring, sealing
 from governance.engine.config import AegisConfig, ConfigError
 from governance.engine.contract import Compatibility, Contract, ContractError, compatibility, diff_contracts, migrate_config
@@ -69,7 +71,13 @@ class Command(BaseCommand):
             self.step(False, f"backup could not be written to {path}: {exc}")
 
     def _configuration(self, target_schema) -> None:
-        version, config = active_config()
+        stored = verify_all_versions()
+        for rejected in stored.rejected:
+            self.step(False, f"configuration v{rejected.version} is stored but not served: {rejected.reason} "
+                             f"(docs/operations.md#alert-configuration-rejected)")
+        if stored.served is None:
+            return
+        version, config = stored.served, config_of(stored.served, stored.served_content_hash)
         try:
             current = Contract.load()
             target = Contract.load(target_schema) if target_schema else current
