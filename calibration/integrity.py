@@ -130,8 +130,9 @@ def judge(stored: Iterable[tuple[int, str, str]], verdicts: dict[VerdictKey, str
             continue
         key = (number, digest, chain, previous_chain)
         if key not in verdicts:
-            row = ConfigurationVersion.objects.get(version=number)
-            predecessor = ConfigurationVersion.objects.get(version=previous_version) if previous_version else None
+            unverified = ConfigurationVersion.objects.defer("author")  # PII the verdict does not read
+            row = unverified.get(version=number)
+            predecessor = unverified.get(version=previous_version) if previous_version else None
             verdicts[key] = problem_of(row, predecessor)
         if verdicts[key] is not None:
             rejected.append(Rejection(number, verdicts[key]))

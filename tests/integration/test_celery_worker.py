@@ -105,7 +105,7 @@ def start_worker(redis_url, tmp_path):
 def test_a_task_round_trips_through_redis_and_a_real_worker(start_worker, client):
     worker = start_worker()
     result = client.send_task("aegis.audit.verify_chains")
-    assert result.get(timeout=60) == {"checked": 0, "broken": 0}
+    assert result.get(timeout=60) == {"checked": 1, "broken": 0}  # configuration v1
     assert ChainVerificationRun.objects.count() == 1
     assert worker.process.poll() is None
 

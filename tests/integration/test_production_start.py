@@ -79,7 +79,7 @@ def test_the_documented_production_start_serves_static_files_errors_and_logs(tmp
         status, headers, body = answer
 
         # A load balancer's plain-HTTP probe is answered; anything else is sent to HTTPS.
-        assert status == 200 and json.loads(body)["status"] == "ok"
+        assert status == 200 and json.loads(body)["status"] == "ok", body
         status, headers, _ = fetch(port, "/admin/login/")
         assert status == 301 and headers["location"] == f"https://127.0.0.1:{port}/admin/login/"
 
