@@ -116,6 +116,12 @@ def test_a_forged_version_is_not_served_and_everyone_is_told(five_versions, tmp_
 
     assert "aegis_configuration_rejected_versions 1.0" in generate_latest(_STORED_WORK).decode()
 
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="1 rejected configuration version"):
+        call_command("aegis_verify_chain", "--all", "--processes", "1", stdout=out, stderr=err)
+    assert "6 configuration version(s) checked, v5 served, 1 rejected." in out.getvalue()
+    assert "BROKEN configuration v6: content_hash does not match its parameters" in err.getvalue()
+
 
 def test_a_forged_version_with_recomputed_hashes_still_has_no_provenance(five_versions):
     """The forger recomputes content_hash and chain_hash (they are plain SHA-256): no

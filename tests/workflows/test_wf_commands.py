@@ -346,6 +346,7 @@ def test_verify_chain_all_on_valid_chains(populated):
     out, err = run("aegis_verify_chain", all=True)
     total, decisions = WorkflowInstance.objects.count(), Decision.objects.count()
     assert out.strip().splitlines() == [
+        "1 configuration version(s) checked, v1 served, 0 rejected.",
         f"{total} workflow(s) checked, 0 broken.",
         f"{decisions} decision(s) checked in 0 seal block(s), no block yet: {decisions} unsealed, 0 broken.",
         "0 attestation(s) checked, 0 broken."]

@@ -1,5 +1,6 @@
 """Verify audit chains: one workflow, or --all (every workflow chain, every stored decision
-against its seal block, every stored attestation against its signed envelope). Exit status
+against its seal block, every stored attestation against its signed envelope, every
+configuration version against its hashes and its approved calibration). Exit status
 1 if anything is broken. --all checks each workflow's newest checkpoint, as the nightly run
 does; --full re-hashes every checkpoint (one workflow is always checked in full)."""
 
@@ -7,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from attestations import audit as attestation_audit
+from calibration.integrity import verify_all_versions
 from governance import sealing
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import VerificationDepth
@@ -14,7 +16,7 @@ from workflows.persistence.models import VerificationDepth
 
 class Command(BaseCommand):
     help = ("Verify the hash-chained audit trail of one workflow (WORKFLOW_ID) or of all (--all: every "
-            "workflow, every sealed decision and every attestation).")
+            "workflow, every sealed decision, every attestation and every configuration version).")
 
     def add_arguments(self, parser):
         parser.add_argument("workflow_id", nargs="?")
@@ -31,6 +33,7 @@ class Command(BaseCommand):
             raise CommandError(f"--processes must be 1 or more, got {processes}")
         depth = VerificationDepth.FULL if full or not all else VerificationDepth.NEWEST
         engine = DurableWorkflowEngine(depth=depth, processes=processes or settings.AEGIS_VERIFY_PROCESSES)
+        configurations_rejected = self._configurations() if all else 0  # what every decision is made under
         reports = engine.verify_all() if all else [engine.report(workflow_id)]
         checked = broken = 0
         for report in reports:
@@ -43,10 +46,11 @@ class Command(BaseCommand):
         self.stdout.write(f"{checked} workflow(s) checked, {broken} broken.")
         decisions_broken = self._decisions() if all else 0
         attestations_broken = self._attestations() if all else 0
-        if broken or decisions_broken or attestations_broken:
+        if broken or decisions_broken or attestations_broken or configurations_rejected:
             parts = [f"{broken} audit chain(s)"] if broken else []
             parts += [f"{decisions_broken} decision finding(s)"] if decisions_broken else []
             parts += [f"{attestations_broken} broken attestation(s)"] if attestations_broken else []
+            parts += [f"{configurations_rejected} rejected configuration version(s)"] if configurations_rejected else []
             raise CommandError(" and ".join(parts) + " failed verification", returncode=1)
 
     def _decisions(self) -> int:
@@ -65,3 +69,12 @@ class Command(BaseCommand):
             self.stderr.write(f"BROKEN {finding.message}")
         self.stdout.write(f"{tally.checked} attestation(s) checked, {tally.broken} broken.")
         return tally.broken
+
+    def _configurations(self) -> int:
+        status = verify_all_versions()
+        for rejection in status.rejected:
+            self.stderr.write(f"BROKEN configuration {rejection}")
+        served = f"v{status.served} served" if status.served is not None else "none served"
+        self.stdout.write(f"{status.checked} configuration version(s) checked, {served}, "
+                          f"{len(status.rejected)} rejected.")
+        return len(status.rejected)
