@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "workflows",
     "notifications",
     "attestations",
+    "ledger",
 ]
 
 MIDDLEWARE = [
@@ -320,6 +321,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = AEGIS_MAX_BODY_BYTES
 
 # Backups written by `aegis_backup` and the daily task.
 BACKUP_DIR = Path(os.environ.get("BACKUP_DIR") or BASE_DIR / "backups")
+
+# The ledger's anchors (docs/operations.md, "The ledger and its anchors"): the key MACing the
+# anchor file and every backup's manifest, which must not live in the database (unset: no
+# anchor, unauthenticated backups, and `check --deploy` warns), and where the anchor is kept.
+AEGIS_ANCHOR_KEY = os.environ.get("AEGIS_ANCHOR_KEY", "")
+AEGIS_ANCHOR_DIR = Path(os.environ.get("AEGIS_ANCHOR_DIR") or BASE_DIR / "anchors")
 
 # Failed sign-ins (admin, /accounts/login/, HTTP Basic on /api/) are limited by django-axes:
 # AXES_FAILURE_LIMIT failures for one username, or from one client address, lock it out until

@@ -4,6 +4,7 @@ import os
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("AEGIS_ANCHOR_KEY", "test-only-anchor-key-9876543210")
 
 from .settings import *  # noqa: E402,F401,F403
 from .settings import DATABASES, STORAGES  # noqa: E402

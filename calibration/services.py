@@ -24,6 +24,7 @@ from governance.engine.replay import REPLAY_FIELDS, unpack_replay
 from governance.models import Decision, DriftReport
 from governance.replay_packs import load_replay_rows
 from governance.telemetry import Event, emit
+from ledger import services as ledger
 from workflows import services as workflow_services
 from workflows.chain import canonical_json, sha256_hex
 from workflows.machines import Actor, is_recorded_person
@@ -231,6 +232,7 @@ def apply(proposal_id, *, actor: Actor, request_id: str = "") -> ConfigurationVe
                 version=latest.version + 1, parameters=parameters, content_hash=content_hash(parameters),
                 source=ConfigurationVersion.Source.CALIBRATION, source_ref=str(proposal.proposal_id),
                 author=actor.name, parent=latest)
+            ledger.record_configuration_version(created)
             try:
                 workflow_services.fire_locked(workflow, "apply", actor=actor, comment="",
                                               params={"applied_version": created.version}, request_id=request_id,

@@ -76,6 +76,11 @@ class StoredWorkCollector:
                               labels=["tenant", "level"]),
             GaugeMetricFamily("aegis_configuration_rejected_versions",
                               "Stored configuration versions that do not verify and are not served", labels=[]),
+            GaugeMetricFamily("aegis_ledger_head_seq", "Sequence number of the newest chained ledger entry",
+                              labels=[]),
+            GaugeMetricFamily("aegis_ledger_anchor_seq",
+                              "Sequence number the ledger anchor file records (0: none, or it does not verify)",
+                              labels=[]),
         ]
 
     def collect(self):
@@ -86,9 +91,11 @@ class StoredWorkCollector:
         from .models import DriftReport, TelemetryEvent
 
         from calibration.versions import configuration_status
+        from ledger.anchors import AnchorProblem, read_anchor
+        from ledger.services import chained_head
 
         (backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds,
-         rejected_configurations) = self.describe()
+         rejected_configurations, ledger_head, ledger_anchor) = self.describe()
 
         results = {"backup.succeeded": "succeeded", "backup.failed": "failed"}
         counted = dict(TelemetryEvent.objects.filter(name__in=results).order_by().values_list("name")
@@ -113,8 +120,14 @@ class StoredWorkCollector:
             thresholds.add_metric([tenant, "warning"], warning)
             thresholds.add_metric([tenant, "critical"], critical)
         rejected_configurations.add_metric([], len(configuration_status().rejected))
+        ledger_head.add_metric([], chained_head()[0])
+        try:
+            anchor = read_anchor()
+        except AnchorProblem:
+            anchor = None
+        ledger_anchor.add_metric([], anchor.seq if anchor else 0)
         yield from (backups, last_backup, verifications, last_valid, broken_chains, drift, thresholds,
-                    rejected_configurations)
+                    rejected_configurations, ledger_head, ledger_anchor)
 
 
 class CeleryQueueCollector:

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from django.db import connection, transaction
 from django.utils import timezone
 
+from ledger import services as ledger
 from workflows.chain import canonical_json, sha256_hex
 from workflows.serialization import utc_iso
 
@@ -120,6 +121,7 @@ def seal_decisions(max_per_block: int = DEFAULT_BLOCK) -> int:
             if (newest.seq if newest else 0) != (head.seq if head else 0):
                 continue  # another sealer stored this block meanwhile: start again from its head
             block.save(force_insert=True)
+            ledger.record_decision_seal(block)
             emit(Event.DECISIONS_SEALED, actor="aegis-sealer", subject=f"block {block.seq}",
                  data={"seq": block.seq, "first_pk": block.first_pk, "last_pk": block.last_pk,
                        "count": block.count, "hash": block.hash})

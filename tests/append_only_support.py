@@ -94,3 +94,19 @@ def wipe_attestations() -> None:
     with attestations_writable(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {Attestation._meta.db_table}")
         cursor.execute(f"DELETE FROM {SigningKeyPair._meta.db_table}")
+
+
+LEDGER = importlib.import_module("ledger.migrations.0001_initial")
+
+
+def wipe_ledger_to_fresh() -> None:
+    """The ledger as a freshly migrated database has it: the entry of configuration version
+    1 only (what a restore onto a new server starts from)."""
+    vendor = connection.vendor
+    install, remove = LEDGER.STATEMENTS[vendor]
+    with connection.cursor() as cursor:
+        for statement in remove:
+            cursor.execute(statement)
+        cursor.execute(f"DELETE FROM {LEDGER.TABLE} WHERE seq IS NULL OR seq > 1")
+        for statement in install:
+            cursor.execute(statement)

@@ -20,6 +20,7 @@ APPEND_ONLY = {
     "governance_decision": importlib.import_module("governance.migrations.0011_decision_seals"),
     "governance_decisionseal": importlib.import_module("governance.migrations.0011_decision_seals"),
     "attestations_attestation": importlib.import_module("attestations.migrations.0001_initial"),
+    "ledger_ledgerentry": importlib.import_module("ledger.migrations.0001_initial"),
 }
 
 
@@ -66,6 +67,17 @@ def forget_cached_keys_and_config():
     yield
     recent_keys.clear()
     forget_newest()
+
+
+@pytest.fixture(autouse=True)
+def anchors_in_tmp(monkeypatch, tmp_path_factory):
+    """Each test's ledger anchor lives in a directory of its own: a test's ledger is rolled
+    back with it, so an anchor left by the one before would not match. (Set on the settings
+    themselves: pytest-django's `settings` fixture would hide SETTINGS_MODULE from the
+    verification's worker processes.)"""
+    from django.conf import settings
+
+    monkeypatch.setattr(settings, "AEGIS_ANCHOR_DIR", tmp_path_factory.mktemp("anchors"))
 
 
 @pytest.fixture

@@ -45,7 +45,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from cryptography.fernet import InvalidToken
-from django.db import connection, transaction
+from django.core.management.color import no_style
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from attestations.models import Attestation, SigningKeyPair
@@ -54,10 +56,15 @@ from governance.engine.config import contract_version
 from governance.fields import current_ciphers, decode_value
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from calibration.versions import forget_newest
-from governance.models import ApiKey, Customer, Decision, Tier
+from governance.models import ApiKey, Customer, Decision, DecisionSeal, Tier
 from governance.replay_packs import rebuild_replay_packs
 from governance.sealing import decision_digest
 from governance.telemetry import Event, emit
+from ledger import anchors
+from ledger.audit import unrecorded, verify_ledger
+from ledger.chain import GENESIS_HASH as LEDGER_GENESIS, entry_hash
+from ledger.models import LedgerEntry
+from ledger.services import chain_pending, chained_head, record_many
 
 from .persistence.durable import DurableWorkflowEngine
 from .persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
@@ -123,6 +130,8 @@ class RowKind:
     from_record: Callable[[dict[str, Any], dict[str, Any]], Any]  # (record, resolved references) -> unsaved row
     references: Callable[[list[dict[str, Any]]], dict[str, Any]] = lambda records: {}
     bulk: bool = True  # False where rows refer to rows of the same table (saved in order)
+    unkept: tuple[str, ...] = ()  # record fields a restore may not keep (a stored row may differ in them)
+    after_insert: Callable[[], None] = lambda: None
 
     def dump(self) -> Iterator[dict[str, Any]]:
         for row in self.queryset().order_by("pk").iterator(chunk_size=BATCH):
@@ -130,6 +139,7 @@ class RowKind:
 
     def restore(self, records: list[dict[str, Any]]) -> int:
         keys = [r[self.key] for r in records]
+        _refuse_duplicates(self.name, keys)
         existing = {str(getattr(row, self.lookup)): row
                     for row in self.queryset().filter(**{f"{self.lookup}__in": keys})}
         fresh = []
@@ -137,7 +147,7 @@ class RowKind:
             present = existing.get(str(record[self.key]))
             if present is None:
                 fresh.append(record)
-            elif _as_json(self.to_record(present)) != record:
+            elif self._comparable(_as_json(self.to_record(present))) != self._comparable(record):
                 raise BackupError(f"{self.name} {record[self.key]} exists with different contents; restore refused")
         references = self.references(fresh)
         rows = [self.from_record(record, references) for record in fresh]
@@ -146,10 +156,21 @@ class RowKind:
         else:
             for row in rows:
                 row.save(force_insert=True)
+        self.after_insert()
         return len(rows)
+
+    def _comparable(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in record.items() if name not in self.unkept}
 
     def section(self) -> Section:
         return Section(self.name, self.dump, self.restore)
+
+
+def _refuse_duplicates(section: str, keys: list) -> None:
+    if len(set(map(str, keys))) != len(keys):
+        seen: set[str] = set()
+        twice = next(key for key in map(str, keys) if key in seen or seen.add(key))
+        raise BackupError(f"section {section!r}: {twice} appears twice in the file; restore refused")
 
 
 def _customers_of(records) -> dict[str, Any]:
@@ -196,13 +217,22 @@ DECISION_FIELDS = ("channel", "status", "shadow", "config_version", "idempotency
 def _decision_references(records):
     refs = _customers_of(records)
     refs["keys"] = {k.key_id: k for k in ApiKey.objects.filter(key_id__in={r["key_id"] for r in records} - {None})}
+    newest = DecisionSeal.objects.order_by("-seq").values_list("last_pk", flat=True).first()
+    refs["sealed_up_to"] = newest or 0
+    refs["taken"] = set(Decision.objects.filter(pk__in=[r["pk"] for r in records if r.get("pk")])
+                        .values_list("pk", flat=True))
     return refs
 
 
 def _decision_from_record(record, refs) -> Decision:
-    """A decision as stored; one from a file written before decisions had digests and
-    review links gets its digest now (and no link)."""
-    decision = Decision(**{f: record[f] for f in DECISION_FIELDS}, decision_id=record["decision_id"],
+    """A decision as stored, under the pk it had, which the file's seal blocks name it by. A
+    pk taken here or inside the range this database has sealed already (restoring beside
+    decisions of its own), or a file without pks, gives a new pk; a decision from a file
+    written before decisions had digests and review links gets its digest now (and no link)."""
+    pk = record.get("pk")
+    kept = pk and pk > refs["sealed_up_to"] and pk not in refs["taken"]
+    decision = Decision(**{f: record[f] for f in DECISION_FIELDS}, id=pk if kept else None,
+                        decision_id=record["decision_id"],
                         replay_vector=base64.b64decode(record["replay_vector"]),
                         customer=refs["customers"].get(record["customer_id"]), api_key=refs["keys"].get(record["key_id"]),
                         review_workflow_id=record.get("review_workflow_id"), content_hash=record.get("content_hash", ""),
@@ -213,14 +243,20 @@ def _decision_from_record(record, refs) -> Decision:
 
 DECISIONS = RowKind(
     "decisions", lambda: Decision.objects.select_related("customer", "api_key"), "decision_id", "decision_id",
-    lambda d: {**{f: getattr(d, f) for f in DECISION_FIELDS}, "decision_id": str(d.decision_id),
+    lambda d: {**{f: getattr(d, f) for f in DECISION_FIELDS}, "pk": d.pk, "decision_id": str(d.decision_id),
                "replay_vector": base64.b64encode(bytes(d.replay_vector)).decode("ascii"),
                "customer_id": d.customer.customer_id if d.customer else None,
                "key_id": d.api_key.key_id if d.api_key else None,
                "review_workflow_id": str(d.review_workflow_id) if d.review_workflow_id else None,
                "content_hash": d.content_hash, "created_at": _iso(d.created_at)},
     _decision_from_record,
-    _decision_references)
+    _decision_references, unkept=("pk",), after_insert=lambda: _reset_sequences())
+
+SEAL_FIELDS = ("seq", "first_pk", "last_pk", "entries", "count", "entries_hash", "prev_hash", "hash")
+DECISION_SEALS = RowKind(
+    "decision_seals", DecisionSeal.objects.all, "seq", "seq",
+    lambda b: {**{f: getattr(b, f) for f in SEAL_FIELDS}, "created_at": _iso(b.created_at)},
+    lambda r, refs: DecisionSeal(**{f: r[f] for f in SEAL_FIELDS}, created_at=_time(r["created_at"])))
 
 VERSION_FIELDS = ("version", "parameters", "content_hash", "source", "source_ref", "author")
 CONFIG_VERSIONS = RowKind(
@@ -421,6 +457,7 @@ def _insert_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
 
 def restore_workflows(records):
     ids = [r["workflow_id"] for r in records]
+    _refuse_duplicates("workflows", ids)
     existing = {str(w.workflow_id): w for w in WorkflowInstance.objects.filter(workflow_id__in=ids)}
     customers = _customers_of(records)["customers"]
     fresh = []
@@ -456,14 +493,60 @@ def restore_workflows(records):
     return len(fresh)
 
 
+# --- the ledger ---------------------------------------------------------------------------
+
+LEDGER_FIELDS = ("seq", "kind", "ref", "digest", "prev_hash", "hash")
+
+
+def dump_ledger() -> Iterator[dict[str, Any]]:
+    """Chained entries in seq order, then any not chained yet (committed inside this snapshot
+    just before it was taken: their objects are in the file too)."""
+    rows = LedgerEntry.objects.order_by(F("seq").asc(nulls_last=True), "id")
+    for entry in rows.iterator(chunk_size=BATCH):
+        yield {**{f: getattr(entry, f) for f in LEDGER_FIELDS}, "created_at": _iso(entry.created_at)}
+
+
+def restore_ledger(records: list[dict[str, Any]]) -> int:
+    """Entries this database has already must be the same; the others must continue its
+    ledger exactly (each one's hash recomputed and linked to the one before)."""
+    seq, prev_hash = chained_head()
+    stored = dict(LedgerEntry.objects.filter(seq__in=[r["seq"] for r in records if r["seq"] is not None])
+                  .values_list("seq", "hash"))
+    present = {(kind, ref) for kind, ref in LedgerEntry.objects.filter(
+        seq=None, ref__in=[r["ref"] for r in records if r["seq"] is None]).values_list("kind", "ref")}
+    fresh = []
+    for record in records:
+        number = record["seq"]
+        if number is None:
+            if (record["kind"], record["ref"]) not in present:
+                fresh.append(record)
+            continue
+        if number in stored:
+            if stored[number] != record["hash"]:
+                raise BackupError(f"ledger entry {number} differs from this database's own: the two ledgers diverge "
+                                  "(restore into an empty, freshly migrated database)")
+            continue
+        if number != seq + 1 or record["prev_hash"] != prev_hash or record["hash"] != entry_hash(
+                seq=number, kind=record["kind"], ref=record["ref"], digest=record["digest"],
+                prev_hash=record["prev_hash"]):
+            raise BackupError(f"ledger entry {number} does not continue the ledger (this database's ends at entry "
+                              f"{seq}): the backup's ledger was edited, or this database's is another")
+        seq, prev_hash = number, record["hash"]
+        fresh.append(record)
+    LedgerEntry.objects.bulk_create([
+        LedgerEntry(**{f: r[f] for f in LEDGER_FIELDS}, created_at=_time(r["created_at"])) for r in fresh])
+    return len(fresh)
+
+
 # Dependency order: a section may refer only to sections before it.
 SECTIONS: list[Section] = [
-    TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), CONFIG_VERSIONS.section(),
-    Section("workflows", dump_workflows, restore_workflows, workflow_texts),
+    TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), DECISION_SEALS.section(),
+    CONFIG_VERSIONS.section(), Section("workflows", dump_workflows, restore_workflows, workflow_texts),
     CALIBRATION_PROPOSALS.section(), SIGNING_PAIRS.section(), ATTESTATIONS.section(),
+    Section("ledger_entries", dump_ledger, restore_ledger),  # last: it records everything above
 ]
 # Sections newer releases added: a file written before them simply has none.
-ADDED_LATER = frozenset({"attestation_signing_pairs", "attestations"})
+ADDED_LATER = frozenset({"attestation_signing_pairs", "attestations", "decision_seals", "ledger_entries"})
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -497,6 +580,7 @@ def write_backup(path: str | Path) -> dict[str, Any]:
             digest.update(text.encode("utf-8"))
 
         emit(HEADER)
+        chain_pending()  # so the snapshot's entries are chained as far as they can be
         with transaction.atomic():  # one consistent snapshot (REPEATABLE READ on PostgreSQL)
             for position, section in enumerate(SECTIONS):
                 emit(("," if position else "") + json.dumps(section.name) + ": [\n")
@@ -506,13 +590,27 @@ def write_backup(path: str | Path) -> dict[str, Any]:
                     count += 1
                 emit("]\n")
                 counts[section.name] = count
+            head_seq, head_hash = chained_head()
         emit("},\n")
         manifest = {"schema_version": contract_version(), "app_version": APP_VERSION,
                     "format_version": FORMAT_VERSION, "created_at": utc_iso(timezone.now()),
-                    "counts": counts, "sha256": digest.hexdigest()}
+                    "counts": counts, "sha256": digest.hexdigest(),
+                    "ledger": {"seq": head_seq, "hash": head_hash}, "anchor": _carried_anchor()}
+        if anchors.anchor_key() is not None:
+            manifest["mac"] = anchors.mac(manifest)
         out.write(MANIFEST_PREFIX + json.dumps(manifest) + "}\n")
     partial.replace(path)  # a crash mid-way never leaves a file that looks complete
     return manifest
+
+
+def _carried_anchor() -> dict[str, Any] | None:
+    """The newest ledger anchor, carried in the manifest so a server restored from this file
+    (whose anchor directory is gone with it) still has it; None if there is none to trust."""
+    try:
+        anchor = anchors.read_anchor() if anchors.anchor_key() is not None else None
+    except anchors.AnchorProblem:
+        return None
+    return None if anchor is None else {**anchor.payload(), "mac": anchors.mac(anchor.payload())}
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -645,22 +743,57 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
                           f"{manifest['_layout_version']}")
 
 
-def check_backup(path: str | Path) -> dict[str, Any]:
-    """Pass 1: the manifest's hash and counts match the content, and every record decrypts
-    (with FERNET_KEYS) and parses. Returns the manifest."""
+def _check_authentication(manifest: dict[str, Any], *, allow_unauthenticated: bool) -> None:
+    """The manifest's MAC under AEGIS_ANCHOR_KEY covers its hash, counts and ledger head, so
+    a file edited and re-hashed by someone without the key is refused."""
+    given = manifest.get("mac")
+    core = {name: value for name, value in manifest.items() if name != "mac" and not name.startswith("_")}
+    if anchors.anchor_key() is None:
+        if given is not None and not allow_unauthenticated:
+            raise BackupError("the backup is authenticated (its manifest has a MAC) but AEGIS_ANCHOR_KEY is not set: "
+                              "set it to the key the backup was written under")
+        return
+    if given is None:
+        if allow_unauthenticated:
+            return
+        raise BackupError("the backup is not authenticated (its manifest has no MAC: written without "
+                          "AEGIS_ANCHOR_KEY or by a release before 1.2.0); restore it with --allow-unauthenticated "
+                          "only if you trust where it was kept")
+    if not anchors.mac_matches(core, given):
+        raise BackupError("the manifest's MAC does not verify under AEGIS_ANCHOR_KEY: the file was edited after "
+                          "it was written (or written under another key)")
+
+
+def _check_ledger_head(manifest: dict[str, Any], last_entry: tuple | None, has_ledger: bool) -> None:
+    if not has_ledger:
+        return
+    declared = manifest.get("ledger") or {}
+    found = last_entry or (0, LEDGER_GENESIS)
+    if (declared.get("seq"), declared.get("hash")) != found:
+        raise BackupError(f"the ledger section ends at entry {found[0]}, but the manifest says it was taken at entry "
+                          f"{declared.get('seq')}: entries were removed or added")
+
+
+def check_backup(path: str | Path, *, allow_unauthenticated: bool = False) -> dict[str, Any]:
+    """Pass 1: the manifest's hash, MAC, counts and ledger head match the content, and every
+    record decrypts (with FERNET_KEYS) and parses. Returns the manifest."""
     path = Path(path)
     if not path.exists():
         raise BackupError(f"{path}: file not found")
     counts: dict[str, int] = {}
     first_unreadable: Unreadable | None = None
+    last_entry = None
     for kind, item in _records(path):
         if kind == "record":
             counts[item[0]] = counts.get(item[0], 0) + 1
             if first_unreadable is None and isinstance(item[2], Unreadable):
                 first_unreadable = item[2]
+            elif item[0] == "ledger_entries" and isinstance(item[2], dict) and item[2].get("seq") is not None:
+                last_entry = (item[2]["seq"], item[2].get("hash"))
             continue
         manifest = item
         _check_manifest(manifest)
+        _check_authentication(manifest, allow_unauthenticated=allow_unauthenticated)
         declared = manifest.get("counts", {})
         for name in declared:
             if declared[name] != counts.get(name, 0):
@@ -668,17 +801,19 @@ def check_backup(path: str | Path) -> dict[str, Any]:
                                   f"{declared[name]}")
         if first_unreadable is not None:
             raise BackupError(first_unreadable.message)
+        _check_ledger_head(manifest, last_entry, "ledger_entries" in declared)
         manifest.pop("_computed_sha256")
         manifest.pop("_layout_version")
         return manifest
     raise BackupError("no manifest")  # unreachable: _records raises first
 
 
-def restore_backup(path: str | Path) -> dict[str, int]:
-    """Restore everything in one transaction and verify every restored chain; on any
-    problem raise BackupError with nothing changed. Returns rows inserted per section."""
+def restore_backup(path: str | Path, *, allow_unauthenticated: bool = False) -> dict[str, int]:
+    """Restore everything in one transaction and verify every restored chain and the
+    ledger; on any problem raise BackupError with nothing changed. Returns rows inserted
+    per section."""
     path = Path(path)
-    check_backup(path)
+    manifest = check_backup(path, allow_unauthenticated=allow_unauthenticated)
     restorers = {s.name: s.restore for s in SECTIONS}
     inserted = {s.name: 0 for s in SECTIONS}
     with transaction.atomic():
@@ -696,15 +831,56 @@ def restore_backup(path: str | Path) -> dict[str, int]:
                 raise BackupError(record.message)
             if name != current or len(pending) >= BATCH:
                 if pending:
-                    inserted[current] += restorers[current](pending)
+                    inserted[current] += _restore_batch(restorers[current], current, pending)
                 pending, current = [], name
             pending.append(record)
         if pending:
-            inserted[current] += restorers[current](pending)
+            inserted[current] += _restore_batch(restorers[current], current, pending)
         for report in DurableWorkflowEngine().verify_all() if had_workflows else ():
             if not report.is_valid:
                 raise BackupError(_chain_refusal(report))
+        _settle_ledger(recorded="ledger_entries" in manifest["counts"])
         rebuild_replay_packs()  # derived from the restored decisions, not in the backup (issue 15 item 6)
         emit(Event.BACKUP_RESTORED, actor="aegis-restore", subject=path.name, data={"inserted": inserted})
         transaction.on_commit(forget_newest)  # restored versions are bulk-inserted: no signal
+        transaction.on_commit(_anchor_restored_head)
     return inserted
+
+
+def _restore_batch(restore, section: str, records: list[dict[str, Any]]) -> int:
+    """A batch restored, a row that collides with another (a record duplicated in the file,
+    or a stored row under the same key) refused in one line."""
+    try:
+        with transaction.atomic():
+            return restore(records)
+    except IntegrityError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackupError(f"section {section!r}: a record collides with another one ({reason}): a record "
+                          "duplicated in the file, or a row stored here under the same key") from None
+
+
+def _settle_ledger(*, recorded: bool) -> None:
+    """A file from before the ledger records what it restored; then the ledger must verify
+    against everything stored, or nothing is restored."""
+    if not recorded:
+        record_many(list(unrecorded()))
+    chain_pending()
+    for finding in verify_ledger():
+        raise BackupError(f"after restoring, {finding.message}; restore refused")
+
+
+def _reset_sequences() -> None:
+    """Decisions are restored under their own pks: PostgreSQL's sequence must move past them
+    before the next batch draws from it."""
+    statements = connection.ops.sequence_reset_sql(no_style(), [Decision])
+    if statements:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+
+def _anchor_restored_head() -> None:
+    """A restore is the operator's deliberate act (and its file authenticated): the restored
+    ledger is what later verifications are checked against."""
+    if anchors.anchor_key() is not None:
+        anchors.write_anchor(*chained_head())

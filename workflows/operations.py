@@ -20,6 +20,7 @@ from calibration.integrity import verify_all_versions
 from governance import sealing
 from governance.signals import send_after_commit
 from governance.telemetry import Event, emit
+from ledger.audit import audit_ledger
 
 from .backup import write_backup
 from .persistence.durable import DurableWorkflowEngine
@@ -145,9 +146,13 @@ def verify_all_chains(*, full: bool | None = None) -> ChainVerificationRun:
     broken += len(configurations.rejected)
     configuration_failures = [{"configuration_version": r.version, "message": r.reason}
                               for r in configurations.rejected[:FAILURES_KEPT]]
+    ledger = audit_ledger(keep=FAILURES_KEPT)  # last: everything above has been recorded and sealed by now
+    broken += ledger.broken
+    ledger_failures = [finding.as_failure() for finding in ledger.findings]
     with transaction.atomic():
         ChainVerificationRun.objects.filter(pk=run.pk).update(
-            checked=checked, broken=broken, failures=failures + decision_failures + attestation_failures + configuration_failures,
+            checked=checked, broken=broken, failures=failures + decision_failures + attestation_failures + configuration_failures
+            + ledger_failures,
             finished_at=timezone.now())
         emit(Event.AUDIT_VERIFIED, actor="aegis-scheduler", subject=str(run.pk),
              data={"checked": checked, "broken": broken, "depth": str(depth), "decisions": tally.checked,
@@ -155,7 +160,9 @@ def verify_all_chains(*, full: bool | None = None) -> ChainVerificationRun:
                    "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq,
                    "attestations": attestations.checked, "attestations_broken": attestations.broken,
                    "configuration_versions": configurations.checked,
-                   "configuration_versions_rejected": len(configurations.rejected)})
+                   "configuration_versions_rejected": len(configurations.rejected),
+                   "ledger_entries": ledger.tally.entries, "ledger_broken": ledger.broken,
+                   "ledger_head": ledger.tally.head_seq, "ledger_anchor": ledger.anchor_note})
         send_after_commit(chains_verified, run_id=run.pk)
     run.refresh_from_db()
     return run

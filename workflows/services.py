@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from governance import telemetry
 from governance.signals import send_after_commit
+from ledger import services as ledger
 
 from .chain import checkpoint_hash, transition_hash
 from .machines import MACHINES, Actor, Context, Effect, Event, Machine, override_binding_hash
@@ -63,6 +64,7 @@ def _append(workflow: WorkflowInstance, machine: Machine, *, event: str, from_st
         workflow_id=workflow.workflow_id, seq=seq, from_state=from_state, to_state=effect.target,
         triggered_by=actor.name, reason=comment, payload=payload, created_at=now, prev_hash=prev_hash)
     transition.save(force_insert=True)
+    ledger.record_many(ledger.transition_items(workflow.workflow_id, [transition]))
     workflow.current_state = effect.target
     workflow.status = machine.status_of(effect.target)
     workflow.state_data = effect.data
@@ -90,6 +92,7 @@ def start_workflow(workflow_type: str, *, actor: Actor, data: dict[str, Any], cu
         workflow = WorkflowInstance.objects.create(
             workflow_type=workflow_type, current_state="", status=machine.status_of(machine.initial),
             state_data={}, version=0, customer=customer, created_at=now, updated_at=now)
+        ledger.record(*ledger.workflow_item(workflow))
         _append(workflow, machine, event=START_EVENT, from_state="", effect=Effect(machine.initial, data),
                 actor=actor, comment=comment, request_id=request_id, now=now, prev_hash=GENESIS_HASH)
     return workflow

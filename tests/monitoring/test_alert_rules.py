@@ -21,7 +21,7 @@ def promtool(*args: str) -> str:
 
 
 def test_promtool_check_rules():
-    assert "SUCCESS: 10 rules found" in promtool("check", "rules", "aegis-rules.yml")
+    assert "SUCCESS: 11 rules found" in promtool("check", "rules", "aegis-rules.yml")
 
 
 def test_promtool_test_rules():

@@ -87,7 +87,7 @@ def test_rules_and_dashboard_use_only_exported_metrics_and_labels(plain_http_liv
     exported = scrape_after_real_work(plain_http_live_server, tmp_path, settings)
     rules = [(f"rule {rule.name}", rule.expr) for rule in monitoring.read_rules(RULES.read_text(), str(RULES))]
     panels = dashboard_queries(json.loads(DASHBOARD.read_text()))
-    assert len(rules) == 10 and len(panels) >= 15
+    assert len(rules) == 11 and len(panels) >= 15
 
     unknown = [str(found) for where, expr in rules + panels
                for found in monitoring.unknown_names(where, expr, exported)]

@@ -115,3 +115,8 @@ def https(**headers) -> Client:
 
 def verify_over_api(client: Client, decision_id: str):
     return client.post(f"/api/decisions/{decision_id}/verify", content_type="application/json")
+
+
+def decisions_line(out: str) -> str:
+    """The line of `aegis_verify_chain --all`'s output about decisions."""
+    return next(line for line in out.splitlines() if " decision(s) checked in " in line)

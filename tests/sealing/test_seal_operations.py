@@ -9,11 +9,11 @@ import importlib
 import threading
 
 import pytest
-from append_only_support import wipe_decisions
+from append_only_support import wipe_decisions, wipe_ledger_to_fresh
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
-from sealing_support import TABLE, decide, make_tenant, pk_of, run
+from sealing_support import TABLE, Tenant, decide, decisions_line, make_tenant, pk_of, run
 
 from governance.models import ApiKey, Customer, Decision, DecisionSeal, TelemetryEvent, UsageCounter
 from governance.sealing import Tally, seal_decisions, verify_decision, verify_decisions
@@ -63,7 +63,7 @@ def test_key_rotation_rewrites_sealed_decisions_and_they_still_verify(tenant):
         assert seal_decisions() == 2
         assert {verify_decision(i).state for i in ids + unsealed} == {"sealed-valid"}
         out, err = run("aegis_verify_chain", all=True)
-        assert err == "" and out.splitlines()[-2].endswith(": 0 unsealed, 0 broken.")
+        assert err == "" and decisions_line(out).endswith(": 0 unsealed, 0 broken.")
 
 
 # --- backup and restore ----------------------------------------------------------------------------
@@ -79,10 +79,12 @@ def _triggers(module) -> tuple[list[str], list[str]]:
 
 def empty_database() -> None:
     """What a restore into a new database starts from: no tenant, decision, seal block,
-    workflow or telemetry event (tiers and configuration versions come from migrations)."""
+    workflow, telemetry event or ledger entry but configuration v1's (tiers and configuration
+    versions come from migrations)."""
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {UsageCounter._meta.db_table}")
     wipe_decisions()
+    wipe_ledger_to_fresh()
     for module, tables in ((TRANSITIONS, [WorkflowCheckpoint, WorkflowTransition, WorkflowInstance]),
                            (TELEMETRY, [TelemetryEvent])):
         install, remove = _triggers(module)
@@ -100,26 +102,32 @@ def empty_database() -> None:
 
 
 @pytest.mark.django_db
-def test_a_backup_restored_into_an_empty_database_reseals_and_verifies(tenant, tmp_path):
+def refetched(tenant: Tenant) -> Tenant:
+    """The tenant as restored (under new database ids)."""
+    return Tenant(Customer.objects.get(customer_id=tenant.customer.customer_id),
+                  ApiKey.objects.get(key_id=tenant.key.key_id), tenant.plaintext)
+
+
+def test_a_backup_restored_into_an_empty_database_keeps_its_seal_blocks_and_verifies(tenant, tmp_path):
     ids = decide(tenant, 5) + decide(tenant, 1, **HALT)
     seal_decisions(max_per_block=4)
     hashes = dict((str(d), h) for d, h in Decision.objects.values_list("decision_id", "content_hash"))
+    blocks = list(DecisionSeal.objects.values_list("seq", "first_pk", "last_pk", "hash"))
     path = tmp_path / "backup.json.gz"
     write_backup(path)
 
     empty_database()
     inserted = restore_backup(path)
 
-    assert inserted["decisions"] == 6
+    assert (inserted["decisions"], inserted["decision_seals"]) == (6, 2)
     assert dict((str(d), h) for d, h in Decision.objects.values_list("decision_id", "content_hash")) == hashes
-    # The blocks are not in the backup: restored, every decision is unsealed, none broken.
+    # The blocks come back as they were, and the decisions under the pks they seal.
+    assert list(DecisionSeal.objects.values_list("seq", "first_pk", "last_pk", "hash")) == blocks
     tally = all_verified()
-    assert (tally.blocks, tally.checked, tally.unsealed) == (0, 6, 6)
-    assert {verify_decision(i).state for i in ids} == {"unsealed"}
-    assert seal_decisions() == 6
-    tally = all_verified()
-    assert (tally.blocks, tally.checked, tally.unsealed) == (1, 6, 0)
+    assert (tally.blocks, tally.checked, tally.unsealed, tally.broken) == (2, 6, 0, 0)
     assert {verify_decision(i).state for i in ids} == {"sealed-valid"}
+    assert seal_decisions() == 0
+    assert decide(refetched(tenant), 1) and seal_decisions() == 1  # after them
     out, err = run("aegis_verify_chain", all=True)
     assert err == "" and "1 workflow(s) checked, 0 broken." in out
 

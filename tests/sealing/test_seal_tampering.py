@@ -10,7 +10,7 @@ import json
 import pytest
 from django.db import connection
 from append_only_support import drop_decision_triggers
-from sealing_support import (TABLE, db_value, decide, https, insert_copy, pk_of, raw_response, run, run_refused,
+from sealing_support import (TABLE, db_value, decide, decisions_line, https, insert_copy, pk_of, raw_response, run, run_refused,
                              skip_a_pk, sql, verify_over_api)
 
 from governance.models import Decision, DecisionSeal
@@ -198,8 +198,8 @@ def test_a_clean_database_verifies_everywhere(sealed, tenant, tenant_api):
 
     out, err = run("aegis_verify_chain", all=True)
     assert err == ""
-    assert out.splitlines()[-2].startswith("8 decision(s) checked in 1 seal block(s), newest block 1 (")
-    assert out.splitlines()[-2].endswith(": 2 unsealed, 0 broken.")
+    assert decisions_line(out).startswith("8 decision(s) checked in 1 seal block(s), newest block 1 (")
+    assert decisions_line(out).endswith(": 2 unsealed, 0 broken.")
     for decision_id in sealed:
         body = verify_over_api(tenant_api, decision_id).json()
         assert body == {"decision_id": decision_id, "state": "sealed-valid", "is_valid": True,
@@ -213,7 +213,7 @@ def test_a_clean_database_verifies_everywhere(sealed, tenant, tenant_api):
     assert run_.ok and run_.failures == []
     assert [verify_over_api(tenant_api, i).json()["state"] for i in later] == ["sealed-valid"] * 2
     out, _ = run("aegis_verify_chain", all=True)
-    assert out.splitlines()[-2].endswith(": 0 unsealed, 0 broken.") and "in 2 seal block(s)" in out
+    assert decisions_line(out).endswith(": 0 unsealed, 0 broken.") and "in 2 seal block(s)" in out
 
 
 def test_a_tenant_key_sees_only_its_own_decisions(sealed, other_tenant, tenant_api):
@@ -242,7 +242,7 @@ def test_an_unsealed_decision_is_unsealed_not_broken(tenant, tenant_api):
     out, err = run("aegis_verify_chain", all=True)
     body = verify_over_api(tenant_api, decision_id).json()
 
-    assert err == "" and out.splitlines()[-2] == ("1 decision(s) checked in 0 seal block(s), no block yet: "
+    assert err == "" and decisions_line(out) == ("1 decision(s) checked in 0 seal block(s), no block yet: "
                                                   "1 unsealed, 0 broken.")
     assert body["state"] == "unsealed" and body["is_valid"] is True
     assert body["message"].startswith("not sealed yet")

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.conf import settings
 from django.db import connection
 
 from governance.models import ApiKey, Customer, Decision, UsageCounter
+from ledger.models import LedgerEntry
 from workflows import services
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
@@ -345,11 +347,16 @@ def test_preflight_reports_a_breaking_target_schema(populated, tmp_path):
 def test_verify_chain_all_on_valid_chains(populated):
     out, err = run("aegis_verify_chain", all=True)
     total, decisions = WorkflowInstance.objects.count(), Decision.objects.count()
+    entries = LedgerEntry.objects.count()  # v1, each workflow and each of its transitions
+    assert entries == 1 + total + WorkflowTransition.objects.count()
+    head = LedgerEntry.objects.order_by("-seq").first()
     assert out.strip().splitlines() == [
         "1 configuration version(s) checked, v1 served, 0 rejected.",
         f"{total} workflow(s) checked, 0 broken.",
         f"{decisions} decision(s) checked in 0 seal block(s), no block yet: {decisions} unsealed, 0 broken.",
-        "0 attestation(s) checked, 0 broken."]
+        "0 attestation(s) checked, 0 broken.",
+        f"{entries} ledger entries checked against {entries} stored object(s), head {head.seq}: 0 broken; "
+        f"anchored at entry {head.seq} in {settings.AEGIS_ANCHOR_DIR / 'ledger-anchor.json'}."]
     assert err == ""
 
 

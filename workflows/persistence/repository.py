@@ -11,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from ledger import services as ledger
+
 from ..chain import checkpoint_hash
 from ..snapshot import checkpoint_data_of
 from ..workflow import WORKFLOW_CLASSES, Workflow
@@ -65,8 +67,13 @@ class WorkflowPersistence:
             given = [(t["seq"], t["hash"]) for t in workflow.transitions]
             if given[:len(stored)] != stored:
                 raise RestoreError(f"workflow {workflow.workflow_id}: its stored history differs from the one given")
-            WorkflowTransition.objects.bulk_create(
-                WorkflowTransition(workflow=row, **t) for t in workflow.transitions[len(stored):])
+            added = workflow.transitions[len(stored):]
+            WorkflowTransition.objects.bulk_create(WorkflowTransition(workflow=row, **t) for t in added)
+            try:
+                ledger.record_again(([ledger.workflow_item(row)] if created else [])
+                                    + ledger.transition_items(row.workflow_id, added))
+            except ledger.LedgerConflict as exc:
+                raise RestoreError(f"workflow {workflow.workflow_id}: {exc}") from None
             if not created and len(given) > len(stored):
                 row.current_state, row.status, row.state_data = (workflow.current_state, workflow.status,
                                                                  workflow.state_data)

@@ -10,11 +10,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file")
+        parser.add_argument("--allow-unauthenticated", action="store_true",
+                            help="restore a file whose manifest has no MAC (written without AEGIS_ANCHOR_KEY or "
+                                 "before 1.2.0), or with AEGIS_ANCHOR_KEY unset")
 
-    def handle(self, *args, file, **options):
+    def handle(self, *args, file, allow_unauthenticated=False, **options):
         try:
-            inserted = restore_backup(file)
+            inserted = restore_backup(file, allow_unauthenticated=allow_unauthenticated)
         except BackupError as exc:
             raise CommandError(f"restore refused, nothing was changed: {exc}") from None
         summary = ", ".join(f"{name} {count}" for name, count in inserted.items())
-        self.stdout.write(f"Restored from {file}: inserted {summary}; every audit chain verified.")
+        self.stdout.write(f"Restored from {file}: inserted {summary}; every audit chain and the ledger verified.")

@@ -1,6 +1,7 @@
 """Verify audit chains: one workflow, or --all (every workflow chain, every stored decision
 against its seal block, every stored attestation against its signed envelope, every
-configuration version against its hashes and its approved calibration). Exit status
+configuration version against its hashes and its approved calibration, then the ledger both
+ways and against its anchor, anchoring its head anew when everything in it verifies). Exit status
 1 if anything is broken. --all checks each workflow's newest checkpoint, as the nightly run
 does; --full re-hashes every checkpoint (one workflow is always checked in full)."""
 
@@ -10,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from attestations import audit as attestation_audit
 from calibration.integrity import verify_all_versions
 from governance import sealing
+from ledger.audit import audit_ledger
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import VerificationDepth
 
@@ -46,11 +48,13 @@ class Command(BaseCommand):
         self.stdout.write(f"{checked} workflow(s) checked, {broken} broken.")
         decisions_broken = self._decisions() if all else 0
         attestations_broken = self._attestations() if all else 0
-        if broken or decisions_broken or attestations_broken or configurations_rejected:
+        ledger_broken = self._ledger() if all else 0
+        if broken or decisions_broken or attestations_broken or configurations_rejected or ledger_broken:
             parts = [f"{broken} audit chain(s)"] if broken else []
             parts += [f"{decisions_broken} decision finding(s)"] if decisions_broken else []
             parts += [f"{attestations_broken} broken attestation(s)"] if attestations_broken else []
             parts += [f"{configurations_rejected} rejected configuration version(s)"] if configurations_rejected else []
+            parts += [f"{ledger_broken} ledger finding(s)"] if ledger_broken else []
             raise CommandError(" and ".join(parts) + " failed verification", returncode=1)
 
     def _decisions(self) -> int:
@@ -68,6 +72,13 @@ class Command(BaseCommand):
         for finding in attestation_audit.verify_attestations(tally):
             self.stderr.write(f"BROKEN {finding.message}")
         self.stdout.write(f"{tally.checked} attestation(s) checked, {tally.broken} broken.")
+        return tally.broken
+
+    def _ledger(self) -> int:
+        audit = audit_ledger(keep=0, on_finding=lambda finding: self.stderr.write(f"BROKEN {finding.message}"))
+        tally = audit.tally
+        self.stdout.write(f"{tally.entries} ledger entries checked against {tally.objects} stored object(s), head "
+                          f"{tally.head_seq}: {tally.broken} broken; {audit.anchor_note}.")
         return tally.broken
 
     def _configurations(self) -> int:
