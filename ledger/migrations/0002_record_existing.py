@@ -1,6 +1,9 @@
 """Record everything already stored, in a fixed order (configuration versions, then each
 workflow with its transitions, then decision seal blocks), so that a fresh server's ledger
-(configuration version 1 only) is the same on every server."""
+(configuration version 1 only) is the same on every server. Whatever the table holds already
+(entries written while the schema was migrated back and forth) is replaced."""
+
+import importlib
 
 from django.db import migrations
 
@@ -9,9 +12,11 @@ from ledger.chain import (CONFIGURATION_VERSION, DECISION_SEAL, GENESIS_HASH, TR
                           configuration_digest, entry_hash, number_ref, transition_ref, workflow_digest, workflow_ref)
 
 BATCH = 1000
+_TABLE = importlib.import_module("ledger.migrations.0001_initial")
 
 
 def record_existing(apps, schema_editor):
+    forget(apps, schema_editor)  # entries left from before going back and forth: recorded afresh
     entry_model = apps.get_model("ledger", "LedgerEntry")
     rows = []
     head = {"seq": 0, "hash": GENESIS_HASH}
@@ -47,7 +52,14 @@ def record_existing(apps, schema_editor):
 
 
 def forget(apps, schema_editor):
-    """Going back drops the table (0001), triggers first; nothing to undo here."""
+    """Going back empties the ledger (its triggers lifted for that), so that migrating
+    forward again records everything afresh."""
+    install, remove = _TABLE.STATEMENTS[schema_editor.connection.vendor]
+    for statement in remove:
+        schema_editor.execute(statement)
+    schema_editor.execute(f"DELETE FROM {_TABLE.TABLE}")
+    for statement in install:
+        schema_editor.execute(statement)
 
 
 class Migration(migrations.Migration):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
 from governance.fields import current_ciphers
+from ledger import anchors
 
 # The first line of every format-1 file, spelled out: that is what older backups hold.
 FORMAT_1_HEADER = '{"format": "aegis-backup", "format_version": 1, "sections": {\n'
@@ -70,13 +71,17 @@ def records_of(path: Path) -> list[tuple[str, dict[str, Any]]]:
     return result
 
 
-def with_manifest_rehashed(text: str) -> str:
-    """`text` with its manifest's sha256 recomputed: what someone who alters a file and
-    covers their tracks would do."""
+def with_manifest_rehashed(text: str, *, counts: dict[str, int] | None = None, remac: bool = True) -> str:
+    """`text` with its manifest's sha256 (and `counts`, if given) recomputed: what someone
+    who alters a file and covers their tracks would do. `remac` also recomputes the MAC, as
+    only someone holding AEGIS_ANCHOR_KEY can: that reaches the checks behind the MAC."""
     body, _, manifest_line = text.rpartition("\n" + MANIFEST_PREFIX)
     body += "\n"
     manifest = json.loads(manifest_line.rstrip().removesuffix("}"))
     manifest["sha256"] = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    manifest["counts"].update(counts or {})
+    if remac and "mac" in manifest:
+        manifest["mac"] = anchors.mac({name: value for name, value in manifest.items() if name != "mac"})
     return body + MANIFEST_PREFIX + json.dumps(manifest) + "}\n"
 
 
