@@ -58,7 +58,8 @@ def test_honcho_and_systemd_read_the_template_alike():
     text = ENV_EXAMPLE.read_text()
     strict = systemd_assignments(text)
     # honcho skips an empty value (unset); systemd sets it to "": the template has none but the secrets.
-    assert {key for key, value in strict.items() if value == ""} == {"SECRET_KEY", "FERNET_KEYS", "AEGIS_METRICS_TOKEN"}
+    assert {key for key, value in strict.items() if value == ""} == {"SECRET_KEY", "FERNET_KEYS", "AEGIS_METRICS_TOKEN",
+                                                                           "AEGIS_ANCHOR_KEY"}
     assert honcho_parse(text) == {key: value for key, value in strict.items() if value != ""}
     assert "PROMETHEUS_MULTIPROC_DIR" not in strict, "every process would write metrics (or crash on an empty value)"
 
@@ -68,6 +69,7 @@ def test_the_template_refuses_to_start_until_its_secrets_are_set_then_passes_che
     refused = manage(environment, "check")
     assert refused.returncode != 0 and "SECRET_KEY is not set" in refused.stderr
 
-    environment.update(SECRET_KEY=secrets.token_urlsafe(50), FERNET_KEYS=secrets.token_urlsafe(32))
+    environment.update(SECRET_KEY=secrets.token_urlsafe(50), FERNET_KEYS=secrets.token_urlsafe(32),
+                       AEGIS_ANCHOR_KEY=secrets.token_urlsafe(32))
     checked = manage(environment, "check", "--deploy", "--fail-level", "WARNING")
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -30,6 +30,7 @@ PRODUCTION_LIKE = {
     "SECRET_KEY": "x7Jq2-production-like-" + "k" * 40 + "-Zr9",
     "ALLOWED_HOSTS": "aegis.example.com",
     "FERNET_KEYS": "pii-key-" + "q" * 40,
+    "AEGIS_ANCHOR_KEY": "anchor-key-" + "a" * 40,  # the ledger's anchor (ledger.W001)
     # Notifications: an SMTP server and the public address links are built on (notifications.W001, W002).
     "EMAIL_HOST": "smtp.example.com",
     "AEGIS_PUBLIC_URL": "https://aegis.example.com",

@@ -41,7 +41,9 @@ def test_a_risk_lead_sees_a_forged_version_rejected_and_the_caller_keeps_v1(
     decided = evaluate(live_server, key, {"proposal_summary": "Deploy v2", "novelty_score": 0.9})
     assert decided["config_version"] == 1 and decided["status"] == "halt"  # 0.9 halts under v1's 0.8
     run = verify_all_chains()
-    assert run.broken == 1
+    assert run.broken == 2  # rejected, and unknown to the ledger
+    assert "configuration version v2: inserted: it is stored but has no ledger entry" in [
+        failure["message"] for failure in run.failures]
 
     login(page, live_server, "alice", PASSWORD)
     page.goto(f"{live_server.url}/calibration/")

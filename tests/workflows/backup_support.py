@@ -22,6 +22,8 @@ from ledger import anchors
 # The first line of every format-1 file, spelled out: that is what older backups hold.
 FORMAT_1_HEADER = '{"format": "aegis-backup", "format_version": 1, "sections": {\n'
 MANIFEST_PREFIX = '"manifest": '
+# Sections 1.2.0 added, long after format 1 (and decisions' pks): no format-1 file has them.
+SECTIONS_OF_1_2 = {"decision_seals", "ledger_entries"}
 
 
 def read_text(path: Path) -> str:
@@ -90,6 +92,8 @@ def write_format_1(path: Path) -> dict[str, Any]:
     each record a plain JSON object on its line. Returns the manifest."""
     from workflows.backup import SECTIONS
 
+    sections = [s for s in SECTIONS if s.name not in SECTIONS_OF_1_2]
+
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
     parts: list[str] = []
@@ -100,10 +104,12 @@ def write_format_1(path: Path) -> dict[str, Any]:
 
     emit(FORMAT_1_HEADER)
     with transaction.atomic():
-        for position, section in enumerate(SECTIONS):
+        for position, section in enumerate(sections):
             emit(("," if position else "") + json.dumps(section.name) + ": [\n")
             count = 0
             for record in section.dump():
+                if section.name == "decisions":
+                    del record["pk"]
                 emit(("," if count else "")
                      + json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n")
                 count += 1

@@ -32,14 +32,16 @@ from governance import services as governance_services
 from governance.engine.inputs import parse_proposal
 from governance.fields import EncryptedField
 from governance.models import ApiKey, Customer, Decision, Tier
+from governance.sealing import seal_decisions
+from ledger.audit import verify_ledger
 from workflows import services
 from workflows.backup import FORMAT_VERSION, SECTIONS, BackupError, check_backup, restore_backup, write_backup
 from workflows.machines import Actor
 from workflows.persistence.durable import DurableWorkflowEngine
 from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 from workflows.roles import Role
-from append_only_support import wipe_attestations, wipe_decisions
-from backup_support import (MANIFEST_PREFIX, read_text, record_positions, records_of, with_manifest_rehashed,
+from append_only_support import wipe_attestations, wipe_decisions, wipe_ledger_to_fresh
+from backup_support import (MANIFEST_PREFIX, SECTIONS_OF_1_2, read_text, record_positions, records_of, with_manifest_rehashed,
                             write_format_1, write_text)
 from wf_support import HALT, submit, wipe_workflow_tables
 
@@ -69,6 +71,7 @@ def populated(db):
         "risk_class": "low", "policy_version": "1.0.0", "repository": "acme/app", "workflow_ref": "deploy.yml",
         "run_id": "1", "run_attempt": 1, "gate_pass_states": {"risk": "pass"}, "builder_id": "ci",
         "expires_at": (timezone.now() + timedelta(hours=1)).isoformat()})
+    seal_decisions()
     return customer
 
 
@@ -83,13 +86,22 @@ def database_state() -> dict[str, list[str]]:
             for section in SECTIONS}
 
 
+def as_format_1(state: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A database state as much of it as a format-1 file holds."""
+    kept = {name: rows for name, rows in state.items() if name not in SECTIONS_OF_1_2}
+    kept["decisions"] = sorted(json.dumps({k: v for k, v in json.loads(row).items() if k != "pk"}, sort_keys=True)
+                               for row in state["decisions"])
+    return kept
+
+
 RESTORED = (CalibrationProposal, WorkflowCheckpoint, WorkflowTransition, WorkflowInstance, Decision, ApiKey, Customer,
             ConfigurationVersion, Attestation, SigningKeyPair)
 
 
 def empty_database() -> None:
     """Empty every table a backup restores into (tiers come from a migration and stay), and
-    the rows outside the backup that refer to them (usage counters, …)."""
+    the rows outside the backup that refer to them (usage counters, …); the ledger as a
+    fresh server has it."""
     dependants = [model for model in apps.get_models() if model not in RESTORED and any(
         f.is_relation and f.related_model in RESTORED for f in model._meta.concrete_fields)]
     wipe_attestations()
@@ -98,6 +110,7 @@ def empty_database() -> None:
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
     wipe_workflow_tables()
     wipe_decisions()  # and their seal blocks, with the append-only triggers lifted
+    wipe_ledger_to_fresh()
     with connection.cursor() as cursor:
         for model in (ApiKey, Customer, ConfigurationVersion):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
@@ -184,7 +197,8 @@ def test_a_backup_file_holds_no_plaintext_pii(populated, tmp_path, name):
     assert layout[2:-2:2] == ["]"] * len(SECTIONS) and layout[-2] == "},"
     assert layout[-1].startswith(MANIFEST_PREFIX)
     manifest = json.loads(lines[-1][len(MANIFEST_PREFIX):].rstrip().removesuffix("}"))
-    assert set(manifest) == {"schema_version", "app_version", "format_version", "created_at", "counts", "sha256"}
+    assert set(manifest) == {"schema_version", "app_version", "format_version", "created_at", "counts", "sha256",
+                             "ledger", "anchor", "mac"}
     assert manifest["format_version"] == FORMAT_VERSION == 2
     assert check_backup(path)["counts"] == manifest["counts"]  # counts shown without decrypting anything
 
@@ -253,17 +267,25 @@ def test_a_format_1_backup_with_plain_records_still_restores(populated, tmp_path
     path = tmp_path / name
     write_format_1(path)
     assert f'"proposal_summary":"{MARKER} decision summary"' in read_text(path)  # plain, as it was
-    assert check_backup(path)["format_version"] == 1
+    assert check_backup(path, allow_unauthenticated=True)["format_version"] == 1
     before, counts = database_state(), row_counts()
     empty_database()
-    restore_backup(path)
-    assert database_state() == before and row_counts() == counts
+    restore_backup(path, allow_unauthenticated=True)  # format 1 predates authenticated backups
+    # Format 1 holds no ledger, no seal blocks and no decision pks: the restore records what it
+    # restored in the ledger, and the decisions are unsealed until the next sealing run.
+    after = database_state()
+    assert as_format_1(after) == as_format_1(before) and row_counts() == counts
+    assert list(verify_ledger()) == []
+    kinds = [json.loads(row)["kind"] for row in before["ledger_entries"]]
+    assert len(after["ledger_entries"]) == len(kinds) - kinds.count("decision_seal")
     assert all_chains_valid() == counts["workflows"]
-    assert restore_backup(path) == {s.name: 0 for s in SECTIONS}
-    # the same data written now comes out as format 2 with the same records
+    assert restore_backup(path, allow_unauthenticated=True) == {s.name: 0 for s in SECTIONS}
+    # the same data written now comes out as format 2 with the same records, and 1.2.0's
     current = tmp_path / ("now-" + name)
     write_backup(current)
-    assert records_of(current) == records_of(path)
+    written_now = [(section, {k: v for k, v in record.items() if not (section == "decisions" and k == "pk")})
+                   for section, record in records_of(current) if section not in SECTIONS_OF_1_2]
+    assert written_now == records_of(path)
 
 
 # --- (5) tampering --------------------------------------------------------------------------
@@ -336,9 +358,9 @@ def test_a_file_changed_between_the_check_and_the_restore_is_rolled_back(populat
     empty_database()
     real_check = backup.check_backup
 
-    def check_then_alter(target):
+    def check_then_alter(target, **options):
         """Swap two workflow records: every token still decrypts, only the hash tells."""
-        manifest = real_check(target)
+        manifest = real_check(target, **options)
         lines = read_text(path).splitlines(keepends=True)
         first, second = [i for s, i in record_positions(lines) if s == "workflows"][:2]
         lines[first], lines[second] = lines[second].lstrip(","), "," + lines[first]

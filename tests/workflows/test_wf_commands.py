@@ -98,6 +98,11 @@ def make_backup(path: Path, fmt: int) -> str:
 FORMATS = pytest.mark.parametrize("fmt", [2, 1], ids=["format-2", "format-1"])
 
 
+def unauthenticated(fmt: int) -> tuple[str, ...]:
+    """Format 1 files come from releases before authenticated backups: no MAC."""
+    return ("--allow-unauthenticated",) if fmt == 1 else ()
+
+
 @FORMATS
 @pytest.mark.parametrize("name", ["backup.json", "backup.json.gz"])
 def test_backup_empty_database_restore_gives_identical_verified_chains(populated, tmp_path, name, fmt):
@@ -110,8 +115,8 @@ def test_backup_empty_database_restore_gives_identical_verified_chains(populated
         assert (f.read(2) == b"\x1f\x8b") == name.endswith(".gz")
 
     empty_database()
-    out, _ = run("aegis_restore", str(path))
-    assert f"workflows {counts[0]}" in out and "every audit chain verified" in out
+    out, _ = run("aegis_restore", str(path), *unauthenticated(fmt))
+    assert f"workflows {counts[0]}" in out and "every audit chain and the ledger verified" in out
     assert all_hashes() == hashes
     assert tenant_state() == tenants
     assert db_counts() == counts
@@ -130,12 +135,12 @@ def test_restoring_twice_changes_nothing(populated, tmp_path, name, fmt):
     path = tmp_path / name
     make_backup(path, fmt)
     hashes, tenants, counts = all_hashes(), tenant_state(), db_counts()
-    out, _ = run("aegis_restore", str(path))  # onto the database it came from
-    assert ("inserted tiers 0, customers 0, api_keys 0, decisions 0, configuration_versions 0, workflows 0, "
-            "calibration_proposals 0") in out
+    out, _ = run("aegis_restore", str(path), *unauthenticated(fmt))  # onto the database it came from
+    assert ("inserted tiers 0, customers 0, api_keys 0, decisions 0, decision_seals 0, configuration_versions 0, "
+            "workflows 0, calibration_proposals 0") in out
     empty_database()
-    run("aegis_restore", str(path))
-    out, _ = run("aegis_restore", str(path))
+    run("aegis_restore", str(path), *unauthenticated(fmt))
+    out, _ = run("aegis_restore", str(path), *unauthenticated(fmt))
     assert "workflows 0" in out and "customers 0" in out
     assert (all_hashes(), tenant_state(), db_counts()) == (hashes, tenants, counts)
 
