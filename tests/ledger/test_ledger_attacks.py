@@ -247,3 +247,17 @@ def test_metrics_export_the_ledger_head_and_the_anchor(work):
     assert f"aegis_ledger_head_seq {float(head_seq)}" in text and "aegis_ledger_anchor_seq 0.0" in text
     audited()
     assert f"aegis_ledger_anchor_seq {float(head_seq)}" in generate_latest(_STORED_WORK).decode()
+
+
+def test_preflight_fails_naming_a_deleted_workflow(work, tmp_path):
+    workflow = work["workflow"]
+    lift_triggers(TRANSITIONS)
+    for model in (WorkflowCheckpoint, WorkflowTransition):
+        sql(f"DELETE FROM {table(model)} WHERE workflow_id = %s", [workflow.pk])
+    sql(f"DELETE FROM {table(WorkflowInstance)} WHERE id = %s", [workflow.pk])
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("aegis_preflight", "--backup", str(tmp_path / "pre.json.gz"), stdout=out)
+    report = out.getvalue()
+    assert f"       broken workflow {workflow.workflow_id}: deleted: ledger entry" in report
+    assert "[FAIL] ledger: " in report and "Preflight passed" not in report

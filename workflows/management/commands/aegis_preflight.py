@@ -3,7 +3,8 @@
 Steps: take a backup; verify every stored configuration version (one not served blocks) and
 validate the active configuration against the target contract;
 classify the contract differences; list the changelog's breaking changes up to the target
-version; verify every audit chain and every sealed decision; list unapplied migrations;
+version; verify every audit chain, every sealed decision and the ledger (against its anchor);
+list unapplied migrations;
 with --prometheus-rules, check that every metric the deployment's alert rules read is one
 this version exports.
 Prints a report and exits 1 if anything blocks the upgrade.
@@ -16,6 +17,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from calibration.integrity import verify_all_versions
+from ledger.audit import audit_ledger
 from calibration.versions import config_of
 from governance import __version__, changelog, monitoring, sealing
 from governance.engine.config import AegisConfig, ConfigError
@@ -46,6 +48,7 @@ class Command(BaseCommand):
         self._breaking_changes(target_version, changelog_path)
         self._chains()
         self._decisions()
+        self._ledger()
         self._migrations()
         if prometheus_rules:
             self._prometheus_rules(Path(prometheus_rules))
@@ -139,6 +142,14 @@ class Command(BaseCommand):
             self.stdout.write(f"       broken {problem}")
         self.step(not tally.broken, f"decisions: {tally.checked} verified in {tally.blocks} seal block(s), "
                                     f"{tally.unsealed} unsealed, {tally.broken} broken")
+
+    def _ledger(self) -> None:
+        audit = audit_ledger(keep=20)
+        for finding in audit.findings:
+            self.stdout.write(f"       broken {finding.message}")
+        tally = audit.tally
+        self.step(not tally.broken, f"ledger: {tally.entries} entries against {tally.objects} stored object(s), "
+                                    f"{tally.broken} broken; {audit.anchor_note}")
 
     def _migrations(self) -> None:
         executor = MigrationExecutor(connection)
