@@ -77,6 +77,8 @@ def read_anchor() -> Anchor | None:
         return None
     except OSError as exc:
         raise AnchorProblem(f"the anchor file {path} cannot be read: {exc.strerror}") from None
+    if anchor_key() is None:
+        raise AnchorProblem(f"the anchor file {path} cannot be checked: AEGIS_ANCHOR_KEY is not set")
     try:
         data = json.loads(text)
         anchor = Anchor(seq=data["seq"], hash=data["hash"], written_at=data["written_at"])

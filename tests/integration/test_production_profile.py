@@ -269,6 +269,8 @@ class Deployment:
             "DEBUG=0",
             f"SECRET_KEY='{secrets.token_urlsafe(50)}'",
             f"FERNET_KEYS='{secrets.token_urlsafe(32)}'",
+            f"AEGIS_ANCHOR_KEY='{secrets.token_urlsafe(50)}'",
+            f"AEGIS_ANCHOR_DIR={self.workdir / 'anchors'}",
             f"DATABASE_URL='{database}'",
             f"REDIS_URL='{redis}'",
             "ALLOWED_HOSTS=127.0.0.1,localhost",

@@ -336,7 +336,9 @@ def test_preflight_fails_on_a_tampered_chain_naming_the_workflow(populated, tmp_
     assert error.returncode == 1
     assert f"broken chain {vote.workflow_id}: seq 1: gap in seq" in out
     assert "[FAIL] audit chains:" in out and "1 broken" in out
-    assert "Upgrade blocked by 1 problem(s):" in out
+    # The ledger sees the same deletion: its entry for that transition has no object.
+    assert "ledger: " in out and "stored object(s), 1 broken; anchor not written" in out
+    assert "Upgrade blocked by 2 problem(s):" in out
 
 
 def test_preflight_reports_a_breaking_target_schema(populated, tmp_path):
