@@ -7,7 +7,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijk
 os.environ.setdefault("AEGIS_ANCHOR_KEY", "test-only-anchor-key-9876543210")
 # Anchors of the test run (and of the commands it starts, which inherit this) stay out of the
 # checkout; each test gets its own directory besides (tests/conftest.py).
-os.environ.setdefault("AEGIS_ANCHOR_DIR", tempfile.mkdtemp(prefix="aegis-test-anchors-"))
+if not os.environ.get("AEGIS_ANCHOR_DIR"):
+    os.environ["AEGIS_ANCHOR_DIR"] = tempfile.mkdtemp(prefix="aegis-test-anchors-")
 
 from .settings import *  # noqa: E402,F401,F403
 from .settings import DATABASES, STORAGES  # noqa: E402

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args, env=None):
-    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}}
+    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE",
+                                                              "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], capture_output=True, text=True,
                           env={**base, **(env or {})}, cwd=ROOT, timeout=120)
 

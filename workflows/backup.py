@@ -45,7 +45,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from cryptography.fernet import InvalidToken
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management.color import no_style
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -54,6 +57,7 @@ from attestations.models import Attestation, SigningKeyPair
 from governance import __version__ as APP_VERSION
 from governance.engine.config import contract_version
 from governance.fields import current_ciphers, decode_value
+from calibration.chain import GENESIS_CHAIN_HASH
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from calibration.versions import forget_newest
 from governance.models import ApiKey, Customer, Decision, DecisionSeal, Tier
@@ -132,6 +136,9 @@ class RowKind:
     bulk: bool = True  # False where rows refer to rows of the same table (saved in order)
     unkept: tuple[str, ...] = ()  # record fields a restore may not keep (a stored row may differ in them)
     after_insert: Callable[[], None] = lambda: None
+    # A stored row that differs from the record but that a data migration made and nothing
+    # uses yet: brought in line with the record (True), or a conflict (False).
+    reconcile: Callable[[Any, dict[str, Any]], bool] = lambda present, record: False
 
     def dump(self) -> Iterator[dict[str, Any]]:
         for row in self.queryset().order_by("pk").iterator(chunk_size=BATCH):
@@ -147,7 +154,8 @@ class RowKind:
             present = existing.get(str(record[self.key]))
             if present is None:
                 fresh.append(record)
-            elif self._comparable(_as_json(self.to_record(present))) != self._comparable(record):
+            elif (self._comparable(_as_json(self.to_record(present))) != self._comparable(record)
+                  and not self.reconcile(present, record)):
                 raise BackupError(f"{self.name} {record[self.key]} exists with different contents; restore refused")
         references = self.references(fresh)
         rows = [self.from_record(record, references) for record in fresh]
@@ -182,12 +190,25 @@ def _customers_of(records) -> dict[str, Any]:
     return {"customers": found}
 
 
+TIER_FIELDS = ("display_name", "monthly_evaluations", "rate_per_minute", "max_keys", "monthly_price_usd", "features",
+               "overage_per_eval")
+
+
+def _reconcile_tier(present: Tier, record: dict[str, Any]) -> bool:
+    """A tier the migrations made on this server, no tenant on it yet, takes the backup's
+    limits (the server being recovered had them edited)."""
+    if present.customers.exists():
+        return False
+    for name in TIER_FIELDS:
+        setattr(present, name, record[name])
+    present.save(update_fields=TIER_FIELDS)
+    return True
+
+
 TIERS = RowKind(
     "tiers", Tier.objects.all, "name", "name",
-    lambda t: {"name": t.name, "display_name": t.display_name, "monthly_evaluations": t.monthly_evaluations,
-               "rate_per_minute": t.rate_per_minute, "max_keys": t.max_keys, "monthly_price_usd": t.monthly_price_usd,
-               "features": t.features, "overage_per_eval": str(t.overage_per_eval)},
-    lambda r, refs: Tier(**r))
+    lambda t: {"name": t.name, **{f: getattr(t, f) for f in TIER_FIELDS}, "overage_per_eval": str(t.overage_per_eval)},
+    lambda r, refs: Tier(**r), reconcile=_reconcile_tier)
 
 CUSTOMER_FIELDS = ("customer_id", "name", "email", "company", "status")
 CUSTOMERS = RowKind(
@@ -259,13 +280,31 @@ DECISION_SEALS = RowKind(
     lambda r, refs: DecisionSeal(**{f: r[f] for f in SEAL_FIELDS}, created_at=_time(r["created_at"])))
 
 VERSION_FIELDS = ("version", "parameters", "content_hash", "source", "source_ref", "author")
+
+
+def _reconcile_version_one(present: ConfigurationVersion, record: dict[str, Any]) -> bool:
+    """Version 1 is made by a migration on every server, each at its own time: on a server
+    with no later version, the contract's version 1 takes the backup's time (its chain hash
+    covers it). Any other difference (parameters, source) stays a conflict."""
+    if (present.version != 1 or present.source != ConfigurationVersion.Source.SCHEMA_DEFAULT
+            or ConfigurationVersion.objects.filter(version__gt=1).exists()):
+        return False
+    stored = _as_json(CONFIG_VERSIONS.to_record(present))
+    if {**stored, "created_at": None} != {**record, "created_at": None}:
+        return False
+    present.created_at = _time(record["created_at"])
+    present.chain_hash = present.linked_chain_hash(GENESIS_CHAIN_HASH)
+    present.save(update_fields=["created_at", "chain_hash"])
+    return True
+
+
 CONFIG_VERSIONS = RowKind(
     "configuration_versions", lambda: ConfigurationVersion.objects.select_related("parent"), "version", "version",
     lambda v: {**{f: getattr(v, f) for f in VERSION_FIELDS}, "parent": v.parent.version if v.parent else None,
                "created_at": _iso(v.created_at)},
     lambda r, refs: ConfigurationVersion(**{f: r[f] for f in VERSION_FIELDS}, created_at=_time(r["created_at"]),
                                          parent=ConfigurationVersion.objects.filter(version=r["parent"]).first()),
-    bulk=False)
+    bulk=False, reconcile=_reconcile_version_one)
 
 PROPOSAL_FIELDS = ("parameter", "current_value", "proposed_value", "companion_changes", "justification",
                    "proposed_by")
@@ -335,6 +374,121 @@ ATTESTATIONS = RowKind(
         expires=_time(r["expires"]), created_at=_time(r["created_at"]),
         aegis_evaluate_decision_id=r["aegis_evaluate_decision_id"]),
     _attestation_references)
+
+
+# --- the server's own setup: role groups, accounts, schedules -----------------------------
+# A disaster recovery onto a new server must bring the people back under the user ids the
+# workflows know them by (four eyes compares people by id), with their roles; and the
+# schedules as the operator tuned them. Groups and schedules are set up by migrations on
+# every server: the backup's replace those of the same name.
+
+def _permission_names(permissions) -> list[str]:
+    return sorted(f"{p.content_type.app_label}.{p.codename}" for p in permissions)
+
+
+def dump_groups() -> Iterator[dict[str, Any]]:
+    for group in Group.objects.prefetch_related("permissions__content_type").order_by("pk"):
+        yield {"name": group.name, "permissions": _permission_names(group.permissions.all())}
+
+
+def restore_groups(records: list[dict[str, Any]]) -> int:
+    _refuse_duplicates("groups", [r["name"] for r in records])
+    known = {f"{app}.{codename}": pk for pk, app, codename in
+             Permission.objects.values_list("pk", "content_type__app_label", "codename")}
+    created = 0
+    for record in records:
+        unknown = sorted(set(record["permissions"]) - set(known))
+        if unknown:
+            raise BackupError(f"group {record['name']!r}: permission {unknown[0]} does not exist in this release")
+        group, made = Group.objects.get_or_create(name=record["name"])
+        group.permissions.set([known[name] for name in record["permissions"]])
+        created += made
+    return created
+
+
+ACCOUNT_FIELDS = ("username", "password", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser")
+
+
+def dump_accounts() -> Iterator[dict[str, Any]]:
+    """Every account with its password hash (the record is encrypted like every other)."""
+    for user in get_user_model().objects.prefetch_related("groups").order_by("pk"):
+        yield {"id": user.pk, **{f: getattr(user, f) for f in ACCOUNT_FIELDS},
+               "date_joined": _iso(user.date_joined), "last_login": _iso(user.last_login),
+               "groups": sorted(g.name for g in user.groups.all())}
+
+
+def _made_here(user) -> bool:
+    """An account that cannot log in and was never given a role: a system actor the
+    migrations made on this server (drift-monitor), which the backup's own copy replaces."""
+    return not user.has_usable_password() and not user.groups.exists() and not user.is_staff
+
+
+def restore_accounts(records: list[dict[str, Any]]) -> int:
+    """Accounts come back under their own ids. An id or a username this server gives to
+    someone else refuses the restore: restore before creating any account here."""
+    User = get_user_model()
+    _refuse_duplicates("accounts", [r["id"] for r in records])
+    _refuse_duplicates("accounts", [r["username"] for r in records])
+    wanted = {r["username"]: r["id"] for r in records}
+    for user in User.objects.filter(username__in=wanted).exclude(pk__in=wanted.values()):
+        if not _made_here(user):
+            raise BackupError(f"account {user.username!r} is user id {user.pk} here but {wanted[user.username]} in "
+                              "the backup: restore onto a server where no account was created before the restore")
+        user.delete()
+    groups = {g.name: g for g in Group.objects.all()}
+    stored = User.objects.in_bulk([r["id"] for r in records])
+    inserted = 0
+    for record in records:
+        missing = sorted(set(record["groups"]) - set(groups))
+        if missing:
+            raise BackupError(f"account {record['username']!r} is in group {missing[0]!r}, which the backup lacks")
+        user = stored.get(record["id"])
+        if user is not None and user.username != record["username"]:
+            raise BackupError(f"user id {user.pk} is {user.username!r} here but {record['username']!r} in the backup: "
+                              "restore onto a server where no account was created before the restore")
+        user = user or User(pk=record["id"])
+        inserted += user._state.adding
+        for name in ACCOUNT_FIELDS:
+            setattr(user, name, record[name])
+        user.date_joined, user.last_login = _time(record["date_joined"]), _time(record["last_login"])
+        user.save()
+        user.groups.set([groups[name] for name in record["groups"]])
+    _reset_sequences(User)
+    return inserted
+
+
+CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
+
+
+def _schedule_record(task: PeriodicTask) -> dict[str, Any]:
+    when = ({"crontab": {f: getattr(task.crontab, f) for f in CRONTAB_FIELDS} | {"timezone": str(task.crontab.timezone)}}
+            if task.crontab else {"interval": {"every": task.interval.every, "period": task.interval.period}}
+            if task.interval else None)
+    if when is None:
+        raise BackupError(f"schedule {task.name!r} is neither a crontab nor an interval; a backup carries only those")
+    return {"name": task.name, "task": task.task, "enabled": task.enabled, "args": task.args, "kwargs": task.kwargs,
+            "description": task.description, **when}
+
+
+def dump_schedules() -> Iterator[dict[str, Any]]:
+    for task in PeriodicTask.objects.select_related("crontab", "interval").order_by("pk"):
+        if task.crontab or task.interval:  # celery's own clocked and solar entries are re-made by beat
+            yield _schedule_record(task)
+
+
+def restore_schedules(records: list[dict[str, Any]]) -> int:
+    _refuse_duplicates("schedules", [r["name"] for r in records])
+    created = 0
+    for record in records:
+        if "crontab" in record:
+            crontab, interval = CrontabSchedule.objects.get_or_create(**record["crontab"])[0], None
+        else:
+            crontab, interval = None, IntervalSchedule.objects.get_or_create(**record["interval"])[0]
+        _, made = PeriodicTask.objects.update_or_create(name=record["name"], defaults={
+            "task": record["task"], "enabled": record["enabled"], "args": record["args"], "kwargs": record["kwargs"],
+            "description": record["description"], "crontab": crontab, "interval": interval})
+        created += made
+    return created
 
 
 # --- workflows ----------------------------------------------------------------------------
@@ -540,13 +694,15 @@ def restore_ledger(records: list[dict[str, Any]]) -> int:
 
 # Dependency order: a section may refer only to sections before it.
 SECTIONS: list[Section] = [
-    TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), DECISION_SEALS.section(),
+    Section("groups", dump_groups, restore_groups), Section("accounts", dump_accounts, restore_accounts),
+    Section("schedules", dump_schedules, restore_schedules), TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), DECISION_SEALS.section(),
     CONFIG_VERSIONS.section(), Section("workflows", dump_workflows, restore_workflows, workflow_texts),
     CALIBRATION_PROPOSALS.section(), SIGNING_PAIRS.section(), ATTESTATIONS.section(),
     Section("ledger_entries", dump_ledger, restore_ledger),  # last: it records everything above
 ]
 # Sections newer releases added: a file written before them simply has none.
-ADDED_LATER = frozenset({"attestation_signing_pairs", "attestations", "decision_seals", "ledger_entries"})
+ADDED_LATER = frozenset({"attestation_signing_pairs", "attestations", "decision_seals", "ledger_entries", "groups",
+                         "accounts", "schedules"})
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -869,10 +1025,10 @@ def _settle_ledger(*, recorded: bool) -> None:
         raise BackupError(f"after restoring, {finding.message}; restore refused")
 
 
-def _reset_sequences() -> None:
-    """Decisions are restored under their own pks: PostgreSQL's sequence must move past them
-    before the next batch draws from it."""
-    statements = connection.ops.sequence_reset_sql(no_style(), [Decision])
+def _reset_sequences(model=Decision) -> None:
+    """Decisions and accounts are restored under their own pks: PostgreSQL's sequence must
+    move past them before the next row draws from it."""
+    statements = connection.ops.sequence_reset_sql(no_style(), [model])
     if statements:
         with connection.cursor() as cursor:
             for statement in statements:
