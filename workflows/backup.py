@@ -27,7 +27,17 @@ restore reads the file twice: first to check the manifest (hash, counts, every r
 decrypts and parses), then to insert everything in one transaction and verify every
 restored audit chain; any failure rolls back, so nothing is half-restored. Rows that
 already exist identically are skipped, so restoring the same file twice changes nothing; a
-conflicting row refuses the restore.
+conflicting row refuses the restore; what a migration makes on every server (version 1, the
+default tiers, groups, schedules, system accounts) is reconciled with the file's copy
+instead (see each section's restore), so a backup restores onto a new server.
+
+Sections, in dependency order: role groups, accounts (under their user ids), schedules,
+tiers, tenants, API keys, decisions (under their pks) and their seal blocks, configuration
+versions, workflows, calibration proposals, attestation signing pairs, attestations, and
+the ledger last. The manifest also carries the ledger head at the snapshot, the newest
+anchor and an HMAC-SHA256 under AEGIS_ANCHOR_KEY over all of it (ledger.anchors); a restore
+checks, in order, the SHA-256, the format, the MAC, the counts and the ledger head, and
+after inserting verifies the whole ledger against everything stored.
 """
 
 from __future__ import annotations
@@ -965,9 +975,10 @@ def check_backup(path: str | Path, *, allow_unauthenticated: bool = False) -> di
 
 
 def restore_backup(path: str | Path, *, allow_unauthenticated: bool = False) -> dict[str, int]:
-    """Restore everything in one transaction and verify every restored chain and the
-    ledger; on any problem raise BackupError with nothing changed. Returns rows inserted
-    per section."""
+    """Restore everything in one transaction, after check_backup's pass (hash, MAC, counts,
+    ledger head); verify every restored chain and the whole ledger; anchor the restored head
+    after the commit. On any problem raise BackupError with nothing changed. Returns rows
+    inserted per section."""
     path = Path(path)
     manifest = check_backup(path, allow_unauthenticated=allow_unauthenticated)
     restorers = {s.name: s.restore for s in SECTIONS}
