@@ -32,8 +32,8 @@ default tiers, groups, schedules, system accounts) is reconciled with the file's
 instead (see each section's restore), so a backup restores onto a new server.
 
 Sections, in dependency order: role groups, accounts (under their user ids), schedules,
-tiers, tenants, API keys, decisions (under their pks) and their seal blocks, configuration
-versions, workflows, calibration proposals, attestation signing pairs, attestations, and
+tiers, tenants, API keys, decisions (under their pks) and their seal blocks, drift
+baselines (under their ids) and reports, configuration versions, workflows, calibration proposals, attestation signing pairs, attestations, and
 the ledger last. The manifest also carries the ledger head at the snapshot, the newest
 anchor and an HMAC-SHA256 under AEGIS_ANCHOR_KEY over all of it (ledger.anchors); a restore
 checks, in order, the SHA-256, the format, the MAC, the counts and the ledger head, and
@@ -70,7 +70,7 @@ from governance.fields import current_ciphers, decode_value
 from calibration.chain import GENESIS_CHAIN_HASH
 from calibration.models import CalibrationProposal, ConfigurationVersion
 from calibration.versions import forget_newest
-from governance.models import ApiKey, Customer, Decision, DecisionSeal, Tier
+from governance.models import ApiKey, Customer, Decision, DecisionSeal, DriftBaseline, DriftReport, Tier
 from governance.replay_packs import rebuild_replay_packs
 from governance.sealing import decision_digest
 from governance.telemetry import Event, emit
@@ -288,6 +288,54 @@ DECISION_SEALS = RowKind(
     "decision_seals", DecisionSeal.objects.all, "seq", "seq",
     lambda b: {**{f: getattr(b, f) for f in SEAL_FIELDS}, "created_at": _iso(b.created_at)},
     lambda r, refs: DecisionSeal(**{f: r[f] for f in SEAL_FIELDS}, created_at=_time(r["created_at"])))
+
+# Drift baselines keep their ids (a report names the baseline it was measured against);
+# reports are one per tenant and day.
+BASELINE_FIELDS = ("values", "source", "created_by")
+DRIFT_BASELINES = RowKind(
+    "drift_baselines", lambda: DriftBaseline.objects.select_related("customer"), "id", "pk",
+    lambda b: {"id": b.pk, **{f: getattr(b, f) for f in BASELINE_FIELDS}, "customer_id": b.customer.customer_id,
+               "created_at": _iso(b.created_at)},
+    lambda r, refs: DriftBaseline(pk=r["id"], **{f: r[f] for f in BASELINE_FIELDS},
+                                  customer=refs["customers"][r["customer_id"]], created_at=_time(r["created_at"])),
+    _customers_of, after_insert=lambda: _reset_sequences(DriftBaseline))
+
+REPORT_FIELDS = ("day", "kl_divergence", "status", "action", "message", "n_current", "n_baseline", "tau_warning",
+                 "tau_critical", "config_version")
+
+
+def _report_record(report: DriftReport) -> dict[str, Any]:
+    return {**{f: getattr(report, f) for f in REPORT_FIELDS}, "day": report.day.isoformat(),
+            "customer_id": report.customer.customer_id, "baseline": report.baseline_id,
+            "created_at": _iso(report.created_at)}
+
+
+def dump_drift_reports() -> Iterator[dict[str, Any]]:
+    for report in DriftReport.objects.select_related("customer").order_by("pk").iterator(chunk_size=BATCH):
+        yield _report_record(report)
+
+
+def restore_drift_reports(records: list[dict[str, Any]]) -> int:
+    """A tenant's report of a day that is stored already must be the same one."""
+    _refuse_duplicates("drift_reports", [f"{r['customer_id']} {r['day']}" for r in records])
+    customers = _customers_of(records)["customers"]
+    baselines = DriftBaseline.objects.in_bulk({r["baseline"] for r in records})
+    stored = {(report.customer.customer_id, report.day.isoformat()): report for report in DriftReport.objects
+              .select_related("customer").filter(customer__in=customers.values(), day__in={r["day"] for r in records})}
+    fresh = []
+    for record in records:
+        if record["baseline"] not in baselines:
+            raise BackupError(f"drift report {record['customer_id']} {record['day']} refers to an unknown baseline")
+        present = stored.get((record["customer_id"], record["day"]))
+        if present is None:
+            fresh.append(DriftReport(**{f: record[f] for f in REPORT_FIELDS}, customer=customers[record["customer_id"]],
+                                     baseline=baselines[record["baseline"]], created_at=_time(record["created_at"])))
+        elif _as_json(_report_record(present)) != record:
+            raise BackupError(f"drift report {record['customer_id']} {record['day']} exists with different contents; "
+                              "restore refused")
+    DriftReport.objects.bulk_create(fresh, batch_size=BATCH)
+    return len(fresh)
+
 
 VERSION_FIELDS = ("version", "parameters", "content_hash", "source", "source_ref", "author")
 
@@ -705,14 +753,16 @@ def restore_ledger(records: list[dict[str, Any]]) -> int:
 # Dependency order: a section may refer only to sections before it.
 SECTIONS: list[Section] = [
     Section("groups", dump_groups, restore_groups), Section("accounts", dump_accounts, restore_accounts),
-    Section("schedules", dump_schedules, restore_schedules), TIERS.section(), CUSTOMERS.section(), API_KEYS.section(), DECISIONS.section(), DECISION_SEALS.section(),
-    CONFIG_VERSIONS.section(), Section("workflows", dump_workflows, restore_workflows, workflow_texts),
-    CALIBRATION_PROPOSALS.section(), SIGNING_PAIRS.section(), ATTESTATIONS.section(),
+    Section("schedules", dump_schedules, restore_schedules), TIERS.section(), CUSTOMERS.section(),
+    API_KEYS.section(), DECISIONS.section(), DECISION_SEALS.section(), DRIFT_BASELINES.section(),
+    Section("drift_reports", dump_drift_reports, restore_drift_reports), CONFIG_VERSIONS.section(),
+    Section("workflows", dump_workflows, restore_workflows, workflow_texts), CALIBRATION_PROPOSALS.section(),
+    SIGNING_PAIRS.section(), ATTESTATIONS.section(),
     Section("ledger_entries", dump_ledger, restore_ledger),  # last: it records everything above
 ]
 # Sections newer releases added: a file written before them simply has none.
 ADDED_LATER = frozenset({"attestation_signing_pairs", "attestations", "decision_seals", "ledger_entries", "groups",
-                         "accounts", "schedules"})
+                         "accounts", "schedules", "drift_baselines", "drift_reports"})
 
 
 # --- writing ------------------------------------------------------------------------------

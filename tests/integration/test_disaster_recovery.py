@@ -16,6 +16,7 @@ run), so both directions run in CI.
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 import json
 import os
 import re
@@ -32,12 +33,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection
-from django.test import override_settings
 from django_celery_beat.models import PeriodicTask
 
 from calibration import services as calibration
 from governance import services
-from governance.models import Tier
+from governance import drift
+from governance.models import DriftReport, Tier
 from governance.sealing import seal_decisions
 from workflows.roles import ROLE_GROUPS, Role
 from workflows.services import actor_for
@@ -83,7 +84,7 @@ def new_server_database(request, tmp_path):
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def old_server_work(client: Aegis) -> dict:
+def old_server_work(client: Aegis, customer) -> dict:
     """What the old server's users did, returning what the new one must give back."""
     User = get_user_model()
     risk_leads = Group.objects.get(name=ROLE_GROUPS[Role.RISK_LEAD])
@@ -107,9 +108,15 @@ def old_server_work(client: Aegis) -> dict:
     in_review = calibration.propose("quality_min_score", 0.75, "Quality floor for the new models",
                                     actor=actor_for(alice))
     assert seal_decisions() >= 1
+    baseline = drift.set_baseline(customer, [0.02 + i / 1000 for i in range(60)], actor=actor_for(alice),
+                                  source="risk-baseline.csv")
+    DriftReport.objects.create(customer=customer, day=date(2026, 11, 30), baseline=baseline, kl_divergence=0.04,
+                               status="normal", action="none", message="Within the warning threshold", n_current=80,
+                               n_baseline=60, tau_warning=0.3, tau_critical=0.5, config_version=2)
     return {"decisions": {d.decision_id: as_read(client, d.decision_id) for d in made},
             "accounts": {u.username: u.pk for u in User.objects.all()},
-            "in_review": str(in_review.proposal_id), "alice": alice.pk, "bob": bob.pk}
+            "in_review": str(in_review.proposal_id), "alice": alice.pk, "bob": bob.pk,
+            "drift": [[baseline.pk, 60, ["2026-11-30"]]]}
 
 
 def as_read(client: Aegis, decision_id: str) -> dict:
@@ -130,7 +137,7 @@ from django.contrib.auth import get_user_model
 from django_celery_beat.models import PeriodicTask
 from calibration import services
 from calibration.versions import active_config
-from governance.models import Tier
+from governance.models import DriftBaseline, Tier
 from workflows.services import actor_for
 User = get_user_model()
 proposal = services.get_proposal({in_review!r})
@@ -148,6 +155,7 @@ print(json.dumps({{
     "own_approval_refused": refusal, "applied": applied.version, "served": active_config()[0],
     "team_rate": Tier.objects.get(name="team").rate_per_minute,
     "backup_schedule_enabled": PeriodicTask.objects.get(name="Daily backup").enabled,
+    "drift": [[b.pk, len(b.values), [str(r.day) for r in b.reports.all()]] for b in DriftBaseline.objects.all()],
 }}))
 """
 
@@ -158,7 +166,7 @@ def test_a_backup_restores_onto_a_new_server_as_documented(plain_http_live_serve
     monkeypatch.delenv("AEGIS_BASE_URL", raising=False)
     customer, _key, plaintext = services.create_customer("Recovery Corp", tier=Tier.objects.get(name="team"))
     with Aegis(api_key=plaintext, base_url=plain_http_live_server.url, max_retries=0, timeout=10.0) as old_client:
-        before = old_server_work(old_client)
+        before = old_server_work(old_client, customer)
     backup = tmp_path / "aegis-backup.json.gz"
     call_command("aegis_backup", output=str(backup), stdout=open(os.devnull, "w"))
 
@@ -199,6 +207,7 @@ def test_a_backup_restores_onto_a_new_server_as_documented(plain_http_live_serve
     assert state["own_approval_refused"] and "propos" in state["own_approval_refused"].lower()
     assert state["applied"] == 3 and state["served"] == 3
     assert state["team_rate"] == 700 and state["backup_schedule_enabled"] is False
+    assert state["drift"] == before["drift"]  # the tenant's baseline under its id, with its report
 
     # Everything done on the new server continues the chains and the ledger.
     final = manage(env, "aegis_seal_decisions")

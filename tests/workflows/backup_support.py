@@ -23,7 +23,8 @@ from ledger import anchors
 FORMAT_1_HEADER = '{"format": "aegis-backup", "format_version": 1, "sections": {\n'
 MANIFEST_PREFIX = '"manifest": '
 # Sections 1.2.0 added, long after format 1 (and decisions' pks): no format-1 file has them.
-SECTIONS_OF_1_2 = {"decision_seals", "ledger_entries", "groups", "accounts", "schedules"}
+SECTIONS_OF_1_2 = {"decision_seals", "ledger_entries", "groups", "accounts", "schedules",
+                   "drift_baselines", "drift_reports"}
 
 
 def read_text(path: Path) -> str:

@@ -28,10 +28,11 @@ from attestations import services as attestation_services
 from attestations.models import Attestation, SigningKeyPair
 from calibration import services as calibration_services
 from calibration.models import CalibrationProposal, ConfigurationVersion
+from governance import drift
 from governance import services as governance_services
 from governance.engine.inputs import parse_proposal
 from governance.fields import EncryptedField
-from governance.models import ApiKey, Customer, Decision, Tier
+from governance.models import ApiKey, Customer, Decision, DriftReport, Tier
 from governance.sealing import seal_decisions
 from ledger.audit import verify_ledger
 from workflows import services
@@ -72,6 +73,11 @@ def populated(db):
         "run_id": "1", "run_attempt": 1, "gate_pass_states": {"risk": "pass"}, "builder_id": "ci",
         "expires_at": (timezone.now() + timedelta(hours=1)).isoformat()})
     seal_decisions()
+    baseline = drift.set_baseline(customer, [0.02 + i / 1000 for i in range(60)], actor=Actor(f"{MARKER}-analyst"),
+                                  source="baseline.csv")
+    DriftReport.objects.create(customer=customer, day=timezone.now().date(), baseline=baseline, kl_divergence=0.04,
+                               status="normal", action="none", message="Within the warning threshold", n_current=80,
+                               n_baseline=60, tau_warning=0.3, tau_critical=0.5, config_version=1)
     return customer
 
 

@@ -136,8 +136,9 @@ def test_restoring_twice_changes_nothing(populated, tmp_path, name, fmt):
     make_backup(path, fmt)
     hashes, tenants, counts = all_hashes(), tenant_state(), db_counts()
     out, _ = run("aegis_restore", str(path), *unauthenticated(fmt))  # onto the database it came from
-    assert ("inserted groups 0, accounts 0, schedules 0, tiers 0, customers 0, api_keys 0, decisions 0, decision_seals 0, configuration_versions 0, "
-            "workflows 0, calibration_proposals 0") in out
+    assert ("inserted groups 0, accounts 0, schedules 0, tiers 0, customers 0, api_keys 0, decisions 0, "
+            "decision_seals 0, drift_baselines 0, drift_reports 0, configuration_versions 0, workflows 0, "
+            "calibration_proposals 0") in out
     empty_database()
     run("aegis_restore", str(path), *unauthenticated(fmt))
     out, _ = run("aegis_restore", str(path), *unauthenticated(fmt))
