@@ -482,8 +482,10 @@ def _made_here(user) -> bool:
 
 
 def restore_accounts(records: list[dict[str, Any]]) -> int:
-    """Accounts come back under their own ids. An id or a username this server gives to
-    someone else refuses the restore: restore before creating any account here."""
+    """Accounts the server lacks come back under their own ids, with their groups. An
+    account it has already (same id and name) is left as it is: a restore never changes a
+    person's password or roles here. An id or a username this server gives to someone else
+    refuses the restore: restore before creating any account."""
     User = get_user_model()
     _refuse_duplicates("accounts", [r["id"] for r in records])
     _refuse_duplicates("accounts", [r["username"] for r in records])
@@ -504,6 +506,8 @@ def restore_accounts(records: list[dict[str, Any]]) -> int:
         if user is not None and user.username != record["username"]:
             raise BackupError(f"user id {user.pk} is {user.username!r} here but {record['username']!r} in the backup: "
                               "restore onto a server where no account was created before the restore")
+        if user is not None and not _made_here(user):
+            continue
         user = user or User(pk=record["id"])
         inserted += user._state.adding
         for name in ACCOUNT_FIELDS:

@@ -135,3 +135,15 @@ def test_a_system_account_made_here_gives_way_to_the_backups(backup):
     restore(backup)
     assert User.objects.get(username="drift-monitor").pk == original.pk
     assert not User.objects.filter(pk=made_here.pk).exists()
+
+
+def test_an_account_this_server_has_is_left_as_it_is(backup, alice):
+    """A restore never changes a person's password or roles here (the backup's are older)."""
+    alice.set_password("changed-after-the-backup")
+    alice.is_staff = False
+    alice.save()
+    alice.groups.clear()
+    restore(backup)
+    alice.refresh_from_db()
+    assert alice.check_password("changed-after-the-backup") and not alice.is_staff
+    assert not alice.groups.exists()
