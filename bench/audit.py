@@ -65,6 +65,8 @@ GENERATE_CHUNK = 2_000  # workflows per bulk_create round
 PROFILE_LINES = 18
 PROFILE_OURS = r"/workflows/|/governance/|query\.py:\d+\(bulk_create\)|json/__init__"
 BREAKDOWN_WORKFLOWS = 5_000  # verify_all's chunk (durable.STREAM_CHUNK)
+EVALUATE_BLOCK = 10  # /evaluate requests per mode and block in the ledger-cost part
+DEFAULT_EVALUATE_BLOCKS, QUICK_EVALUATE_BLOCKS = 40, 10
 
 
 # --- child processes ----------------------------------------------------------------------
@@ -79,12 +81,21 @@ def child_env(db_path: Path, tmp: Path) -> dict[str, str]:
         "DEBUG": "0",
         "SECRET_KEY": BENCH_SECRET_KEY,
         "BACKUP_DIR": str(tmp / "backups"),
+        "AEGIS_ANCHOR_KEY": BENCH_ANCHOR_KEY,
+        "AEGIS_ANCHOR_DIR": str(anchor_dir(db_path)),
         "PYTHONPATH": str(REPO),
     })
     return env
 
 
+def anchor_dir(db_path: Path) -> Path:
+    """Each database its own anchor directory, as each server has: the source's anchors
+    must not judge a database restored from an older backup."""
+    return Path(f"{db_path}.anchors")
+
+
 BENCH_SECRET_KEY = "bench-only-" + secrets.token_urlsafe(40)
+BENCH_ANCHOR_KEY = "bench-only-" + secrets.token_urlsafe(40)
 
 
 class Run:
@@ -137,7 +148,8 @@ def _django():
 
 
 def work_generate(start: int, count: int) -> None:
-    """Append workflows start..start+count-1: five transitions and five checkpoints each."""
+    """Append workflows start..start+count-1: five transitions and five checkpoints each, and
+    the six ledger entries (the workflow, its transitions) the services would have chained."""
     _django()
     import random
     import uuid
@@ -150,6 +162,9 @@ def work_generate(start: int, count: int) -> None:
     from governance.engine.inputs import parse_proposal
     from workflows.chain import checkpoint_hash, transition_hash
     from workflows.machines import PROPOSAL, Actor, Context, Effect
+    from ledger import services as ledger
+    from ledger.chain import entry_hash
+    from ledger.models import LedgerEntry
     from workflows.persistence.models import (GENESIS_HASH, WorkflowCheckpoint, WorkflowInstance,
                                               WorkflowTransition)
     from workflows.roles import Role
@@ -173,6 +188,7 @@ def work_generate(start: int, count: int) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA synchronous=OFF")
+    ledger_seq, ledger_hash = ledger.head()
     with transaction.atomic():
         for chunk_start in range(start, start + count, GENERATE_CHUNK):
             chunk = range(chunk_start, min(start + count, chunk_start + GENERATE_CHUNK))
@@ -231,6 +247,15 @@ def work_generate(start: int, count: int) -> None:
             WorkflowCheckpoint.objects.bulk_create(
                 [WorkflowCheckpoint(workflow=w, **c) for w, rows in zip(instances, histories) for _, c in rows],
                 batch_size=1000)
+            entries = []
+            for w, rows in zip(instances, histories):
+                for kind, ref, digest in [ledger.workflow_item(w),
+                                          *ledger.transition_items(w.workflow_id, [t for t, _ in rows])]:
+                    ledger_seq, prev = ledger_seq + 1, ledger_hash
+                    ledger_hash = entry_hash(seq=ledger_seq, kind=kind, ref=ref, digest=digest, prev_hash=prev)
+                    entries.append(LedgerEntry(seq=ledger_seq, kind=kind, ref=ref, digest=digest, prev_hash=prev,
+                                               hash=ledger_hash, created_at=w.created_at))
+            LedgerEntry.objects.bulk_create(entries, batch_size=1000)
     print(json.dumps({"seconds": time.perf_counter() - begun, "workflows": count}))
 
 
@@ -252,6 +277,88 @@ def work_verify(depth: str, processes: int) -> None:
     seconds, cpu = time.perf_counter() - begun, time.process_time() - cpu
     print(json.dumps({"seconds": seconds, "cpu": cpu, "workflows": workflows, "transitions": transitions, "broken": broken,
                       "first_problem": first_problem, "depth": depth, "processes": processes}))
+
+
+def work_ledger() -> None:
+    """audit_ledger, as `aegis_verify_chain --all` runs it after the chains: the ledger's own
+    chain, then every entry against the object it records and every object against its entry,
+    then the anchor checked and written anew."""
+    _django()
+    from ledger.audit import audit_ledger
+
+    begun, cpu = time.perf_counter(), time.process_time()
+    audit = audit_ledger(keep=1)
+    seconds, cpu = time.perf_counter() - begun, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "entries": audit.tally.entries, "objects": audit.tally.objects,
+                      "broken": audit.broken, "first_problem": audit.findings[0].message if audit.findings else None,
+                      "anchor": audit.anchor_note}))
+
+
+def work_evaluate_cost(blocks: int) -> None:
+    """Sequential `POST /evaluate` through the whole Django stack (test client, DEBUG on, as
+    bench/encryption.py), halting (a review workflow: one workflow and two transition entries,
+    chained after the commit) and proceeding (no ledger entry: decisions are sealed later, in
+    blocks), each with ledger recording on and off. Off replaces `ledger.services.record_many`
+    with a no-op in this process only (production has no switch). The four modes run in
+    alternating blocks of EVALUATE_BLOCK requests so noise hits all alike."""
+    os.environ["DEBUG"] = "1"  # the test client speaks plain HTTP: no HTTPS redirect
+    os.environ["SECURE_SSL_REDIRECT"] = "0"
+    _django()
+    import statistics
+    import uuid
+
+    from django.test import Client
+
+    from api import OUTCOME_BODIES
+    from governance import services
+    from governance.models import Tier
+    from ledger import services as ledger
+    from ledger.models import LedgerEntry
+
+    tier, _ = Tier.objects.update_or_create(name="bench", defaults=dict(
+        display_name="Bench (unlimited)", monthly_evaluations=2_000_000_000, rate_per_minute=2_000_000_000,
+        max_keys=10, features=["evaluate"]))
+    _, _, key = services.create_customer("Ledger bench", tier=tier)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="127.0.0.1")
+    bodies = {outcome: json.dumps(OUTCOME_BODIES[outcome]) for outcome in ("halt", "proceed")}
+    recording = ledger.record_many
+
+    def evaluate(outcome: str) -> float:
+        started = time.perf_counter()
+        response = client.post("/evaluate", bodies[outcome], content_type="application/json",
+                               HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200 or response.json()["status"] != outcome:
+            raise SystemExit(f"/evaluate answered {response.status_code}: {response.content[:300]!r}")
+        return elapsed
+
+    def switch(on: bool) -> None:
+        ledger.record_many = recording if on else (lambda items: None)
+
+    for outcome in bodies:  # warm-up: imports, caches, the active configuration
+        for _ in range(30):
+            evaluate(outcome)
+    entries_before = LedgerEntry.objects.count()
+    modes = [(outcome, on) for outcome in bodies for on in (True, False)]
+    times: dict[str, list[float]] = {f"{o} {on}": [] for o, on in modes}
+    ratios: dict[str, list[float]] = {outcome: [] for outcome in bodies}
+    for block in range(blocks):
+        for outcome in bodies:
+            spent = {}
+            for on in (True, False) if block % 2 == 0 else (False, True):
+                switch(on)
+                block_times = [evaluate(outcome) for _ in range(EVALUATE_BLOCK)]
+                times[f"{outcome} {on}"].extend(block_times)
+                spent[on] = sum(block_times)
+            ratios[outcome].append(spent[True] / spent[False])
+    switch(True)
+    print(json.dumps({
+        "median_ms": {mode: statistics.median(values) * 1000 for mode, values in times.items()},
+        "requests": {mode: len(values) for mode, values in times.items()},
+        "slowdown": {outcome: statistics.median(r) - 1 for outcome, r in ratios.items()},
+        "quartiles": {outcome: [q - 1 for q in statistics.quantiles(r, n=4)] for outcome, r in ratios.items()},
+        "entries_before": entries_before, "entries_written": LedgerEntry.objects.count() - entries_before,
+        "database": os.environ["DATABASE_URL"].split(":")[0]}))
 
 
 def work_breakdown(limit: int) -> None:
@@ -308,9 +415,12 @@ def work_count() -> None:
     _django()
     from workflows.persistence.models import WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
 
+    from ledger.models import LedgerEntry
+
     print(json.dumps({"workflows": WorkflowInstance.objects.count(),
                       "transitions": WorkflowTransition.objects.count(),
-                      "checkpoints": WorkflowCheckpoint.objects.count()}))
+                      "checkpoints": WorkflowCheckpoint.objects.count(),
+                      "ledger_entries": LedgerEntry.objects.count()}))
 
 
 # --- orchestration -------------------------------------------------------------------------
@@ -329,6 +439,7 @@ def copy_db(source: Path, target: Path) -> None:
 def drop_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(anchor_dir(path), ignore_errors=True)
 
 
 def mb(n_bytes: int) -> str:
@@ -375,8 +486,13 @@ def main() -> int:
                         help="also profile verify, backup and restore (cProfile) at the smallest size")
     parser.add_argument("--backup-name", default="audit-backup.json.gz",
                         help="backup file name; .gz (the default, as aegis_backup writes by default) or .json")
-    parser.add_argument("--only", choices=("verify", "backup"),
-                        help="measure only this part (verify: verify_all; backup: aegis_backup and aegis_restore)")
+    parser.add_argument("--only", choices=("verify", "backup", "evaluate"),
+                        help="measure only this part (verify: verify_all and the ledger audit; backup: aegis_backup "
+                             "and aegis_restore; evaluate: what ledger recording costs POST /evaluate, on an "
+                             "empty database)")
+    parser.add_argument("--database-url",
+                        help="run the /evaluate part on this throwaway database (e.g. PostgreSQL) instead of the "
+                             "generated SQLite one")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (printed) for inspection")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="verification worker processes (default os.cpu_count(); 1 = in-process)")
@@ -386,20 +502,26 @@ def main() -> int:
     if options.worker:
         action, *args = options.worker
         {"generate": lambda: work_generate(int(args[0]), int(args[1])), "verify": lambda: work_verify(args[0], int(args[1])),
+         "ledger": work_ledger, "evaluate": lambda: work_evaluate_cost(int(args[0])),
          "breakdown": lambda: work_breakdown(int(args[0])), "count": work_count}[action]()
         return 0
 
     transitions = options.transitions or (QUICK_TRANSITIONS if options.quick else DEFAULT_TRANSITIONS)
-    sizes = [] if options.only == "verify" else sorted(
+    sizes = [] if options.only in ("verify", "evaluate") else sorted(
         {int(s) for s in options.workflows.split(",")} if options.workflows
         else set(QUICK_WORKFLOWS if options.quick else DEFAULT_WORKFLOWS))
-    verify_workflows = None if options.only == "backup" else max(1, transitions // TRANSITIONS_PER_WORKFLOW)
+    verify_workflows = (None if options.only in ("backup", "evaluate")
+                        else max(1, transitions // TRANSITIONS_PER_WORKFLOW))
+    evaluate_blocks = (0 if options.only in ("verify", "backup")
+                       else QUICK_EVALUATE_BLOCKS if options.quick else DEFAULT_EVALUATE_BLOCKS)
     checkpoints = sorted(set(sizes) | ({verify_workflows} - {None}))
 
     tmp = Path(tempfile.mkdtemp(prefix="aegis-audit-bench-"))
     (tmp / "backups").mkdir()
     results: list[dict] = []
     verify_results: list[dict] = []
+    ledger_result: dict = {}
+    evaluate_result: dict = {}
     profiles: list[tuple[str, Path]] = []
     breakdown: dict = {}
     generated_seconds = 0.0
@@ -407,7 +529,7 @@ def main() -> int:
         source, empty = tmp / "source.sqlite3", tmp / "empty.sqlite3"
         manage("migrate", "--no-input", "-v", "0", db=empty, tmp=tmp).check("migrate")
         copy_db(empty, source)
-        have = 0
+        have, empty_entries = 0, worker("count", db=empty, tmp=tmp).check("counting").json()["ledger_entries"]
         for size in checkpoints:
             print(f"… generating workflows {have + 1:,}–{size:,} ({TRANSITIONS_PER_WORKFLOW} transitions each)",
                   flush=True)
@@ -416,7 +538,8 @@ def main() -> int:
             have = size
             counts = worker("count", db=source, tmp=tmp).check("counting").json()
             assert counts == {"workflows": size, "transitions": size * TRANSITIONS_PER_WORKFLOW,
-                              "checkpoints": size * TRANSITIONS_PER_WORKFLOW}, counts
+                              "checkpoints": size * TRANSITIONS_PER_WORKFLOW,
+                              "ledger_entries": empty_entries + size * (1 + TRANSITIONS_PER_WORKFLOW)}, counts
 
             if size == verify_workflows:
                 for depth in VERIFY_DEPTHS:
@@ -426,6 +549,12 @@ def main() -> int:
                     verify_results.append({**verify.json(), "peak_mb": verify.peak_mb})
                     if verify_results[-1]["broken"]:
                         raise SystemExit(f"generated chains did not verify: {verify_results[-1]['first_problem']}")
+                print(f"… ledger audit over {counts['ledger_entries']:,} entries (both ways, then the anchor)",
+                      flush=True)
+                audit = worker("ledger", db=source, tmp=tmp).check("ledger audit")
+                ledger_result = {**audit.json(), "peak_mb": audit.peak_mb}
+                if ledger_result["broken"]:
+                    raise SystemExit(f"the generated ledger did not verify: {ledger_result['first_problem']}")
 
             if size in sizes:
                 backup = tmp / "backups" / options.backup_name
@@ -460,6 +589,16 @@ def main() -> int:
                         breakdown = parts.check("cost breakdown").json()
                 drop_db(target)
                 backup.unlink()
+        if evaluate_blocks:
+            db = source if checkpoints else empty
+            env = child_env(db, tmp)
+            if options.database_url:
+                env["DATABASE_URL"] = options.database_url
+                run([PYTHON, str(REPO / "manage.py"), "migrate", "--no-input", "-v", "0"], env, tmp).check("migrate")
+            print(f"… POST /evaluate with ledger recording on and off, {evaluate_blocks} blocks of "
+                  f"{EVALUATE_BLOCK} per mode", flush=True)
+            cost = run([PYTHON, str(Path(__file__).resolve()), "--worker", "evaluate", str(evaluate_blocks)], env, tmp)
+            evaluate_result = cost.check("/evaluate ledger cost").json()
         profile_texts = [profile_text(name, path) for name, path in profiles]
     finally:
         if options.keep:
@@ -467,7 +606,9 @@ def main() -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    report(transitions, verify_results, results, generated_seconds, options.backup_name)
+    report(transitions, verify_results, ledger_result, results, generated_seconds, options.backup_name)
+    if evaluate_result:
+        report_evaluate(evaluate_result)
     if breakdown:
         print_breakdown(breakdown)
     for text in profile_texts:
@@ -475,7 +616,7 @@ def main() -> int:
     return 0
 
 
-def report(transitions: int, verifies: list[dict], results: list[dict], generated_seconds: float,
+def report(transitions: int, verifies: list[dict], ledger: dict, results: list[dict], generated_seconds: float,
            backup_name: str) -> None:
     rows = []
     for verify in verifies:
@@ -488,6 +629,14 @@ def report(transitions: int, verifies: list[dict], results: list[dict], generate
                      if target else "", (rate >= TARGET_VERIFY_RATE) if target else None))
         rows.append(("  its parent's CPU time, peak RSS", f"{verify['cpu']:,.1f} s, {verify['peak_mb']:,.0f} MB",
                      "", None))
+    if ledger:
+        rows.append((f"ledger audit, {ledger['entries']:,} entries", f"{ledger['seconds']:,.1f} s, "
+                     f"{ledger['entries'] / ledger['seconds']:,.0f} entries/s", "", None))
+        rows.append(("  its CPU time, peak RSS", f"{ledger['cpu']:,.1f} s, {ledger['peak_mb']:,.0f} MB", "", None))
+        newest = next((v for v in verifies if v["depth"] == "newest"), None)
+        if newest:
+            share = ledger["seconds"] / (ledger["seconds"] + newest["seconds"])
+            rows.append(("  share of the nightly aegis_verify_chain --all", f"{share:.0%}", "", None))
     largest = results[-1]["workflows"] if results else None
     for r in results:
         at_target = r["workflows"] == largest
@@ -515,6 +664,20 @@ def report(transitions: int, verifies: list[dict], results: list[dict], generate
     for name, result, target, ok in rows:
         verdict = "" if ok is None else ("yes" if ok else "NO")
         print(f"{name:<52} {result:>34} {target:>22}  {verdict}")
+
+
+def report_evaluate(result: dict) -> None:
+    print()
+    print(f"What ledger recording costs POST /evaluate ({result['database']}, sequential, Django test client, "
+          f"{result['entries_before']:,} ledger entries before, {result['entries_written']:,} written; "
+          f"modes alternating every {EVALUATE_BLOCK} requests)")
+    print(f"{'decision':<10} {'median, ledger on':>18} {'median, ledger off':>19} {'time added (paired blocks)':>28}"
+          f"  quartiles")
+    for outcome in ("halt", "proceed"):
+        on, off = result["median_ms"][f"{outcome} True"], result["median_ms"][f"{outcome} False"]
+        low, _, high = result["quartiles"][outcome]
+        print(f"{outcome:<10} {on:>15.2f} ms {off:>16.2f} ms {result['slowdown'][outcome]:>27.1%}  "
+              f"{low:.1%} … {high:.1%}")
 
 
 if __name__ == "__main__":
