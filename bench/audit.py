@@ -1,5 +1,5 @@
 """Audit-trail benchmark: `.venv/bin/python bench/audit.py [--transitions N] [--workflows 10000,100000]
-[--quick] [--profile] [--keep] [--only verify|backup] [--processes P]`.
+[--quick] [--profile] [--keep] [--only verify|backup|evaluate] [--processes P] [--database-url URL]`.
 
 Measures, against the targets of the audit issue,
 
@@ -8,12 +8,20 @@ Measures, against the targets of the audit issue,
     checkpoint, the nightly run's; full, every checkpoint), P worker processes (default
     os.cpu_count(), as AEGIS_VERIFY_PROCESSES): wall seconds and transitions/s
                                             target 1,000,000 transitions ≤ 30 s (newest depth)
+  - the ledger audit `aegis_verify_chain --all` runs after the chains (`ledger.audit.audit_ledger`:
+    its chain, every entry against its object and back, the anchor checked and rewritten)
+    over the same data's 1.2M entries: seconds, entries/s, its share of the nightly run
   - `manage.py aegis_backup --output X` and `manage.py aegis_restore X` (into a fresh,
     empty, migrated database) at each --workflows size (× 5 transitions): wall time,
     peak RSS and file size                 target ≤ 60 s each at 100,000 workflows, peak
     RSS ≤ 500 MB and flat: peak(largest) ≤ 1.2 × peak(smallest) + 50 MB
+  - what ledger recording costs `POST /evaluate`: sequential requests through the whole
+    Django stack, halting (a review workflow: three ledger entries) and proceeding (none),
+    recording on and off in alternating blocks; median latencies and the time added
+    (median of paired blocks). On the generated database (its 1.2M entries), or with
+    --database-url on another throwaway database (PostgreSQL, say), freshly migrated
 
-and prints one table. Everything runs on throwaway SQLite databases in a temp dir
+and prints the tables. Everything runs on throwaway SQLite databases in a temp dir
 (removed at the end, unless --keep); nothing listens on or talks to the network.
 
 The data are what the services write, generated fast: each workflow is a proposal that
@@ -22,12 +30,14 @@ denied, and handed to a second override — five transitions of the real proposa
 (their effects computed by `workflows.machines`), hash-chained with
 `workflows.chain.transition_hash`, each followed by its checkpoint
 (`workflows.services.checkpoint_data_of` layout, `checkpoint_hash`), exactly as
-`workflows.services._append` stores them — bulk-inserted, so generation is not measured.
+`workflows.services._append` stores them, with the ledger entries (workflow, transitions)
+the services chain — bulk-inserted, so generation is not measured.
 Sizes grow in one database (10k, then 100k, then 200k workflows), measured at each size.
 
 Every measured command runs as its own process with production settings (DEBUG off, a
 throwaway SECRET_KEY): with DEBUG on Django keeps every SQL statement it runs in memory,
-which would inflate both time and peak memory. Peak RSS is the child's own `ru_maxrss`
+which would inflate both time and peak memory (the /evaluate part alone runs with DEBUG on,
+which the test client's plain HTTP needs, in both of its modes alike). Peak RSS is the child's own `ru_maxrss`
 (os.wait4). --profile also runs verify, backup and restore under cProfile at the smallest
 size and prints where the time goes. Exit status 0 whether or not the targets are met
 (1 only if the benchmark itself could not run or a restore/verification failed).
