@@ -2,6 +2,7 @@
 
 from .persistence.models import (  # noqa: F401
     BackupRun,
+    ChainSeal,
     ReencryptionWindow,
     ChainVerificationRun,
     WorkflowCheckpoint,

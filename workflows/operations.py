@@ -121,9 +121,11 @@ def verify_all_chains(*, full: bool | None = None) -> ChainVerificationRun:
     depth = VerificationDepth.FULL if full else VerificationDepth.NEWEST
     run = ChainVerificationRun.objects.create(depth=depth)
     checked, broken, failures = 0, 0, []
-    engine = DurableWorkflowEngine(depth=depth, processes=settings.AEGIS_VERIFY_PROCESSES)
+    engine = DurableWorkflowEngine(depth=depth, processes=settings.AEGIS_VERIFY_PROCESSES, seal=True)
+    by_seal = 0
     for report in engine.verify_all():
         checked += 1
+        by_seal += report.by_seal
         if not report.is_valid:
             broken += 1
             if broken <= FAILURES_KEPT:
@@ -155,7 +157,8 @@ def verify_all_chains(*, full: bool | None = None) -> ChainVerificationRun:
             + ledger_failures,
             finished_at=timezone.now())
         emit(Event.AUDIT_VERIFIED, actor="aegis-scheduler", subject=str(run.pk),
-             data={"checked": checked, "broken": broken, "depth": str(depth), "decisions": tally.checked,
+             data={"checked": checked, "broken": broken, "depth": str(depth), "chains_unchanged_since_sealed": by_seal,
+                   "decisions": tally.checked,
                    "decisions_broken": tally.broken, "decisions_sealed_now": sealed,
                    "decisions_unsealed": tally.unsealed, "seal_head": tally.head_seq,
                    "attestations": attestations.checked, "attestations_broken": attestations.broken,

@@ -8,6 +8,8 @@ processes (docs/decisions.md, "Chain verification at scale")."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import multiprocessing
 import uuid
@@ -27,13 +29,15 @@ from governance.fields import Undecryptable, current_ciphers, decrypt_stored, un
 from ..chain import checkpoint_hash, transition_hash
 from ..snapshot import checkpoint_data_of
 from . import verify_worker
-from .models import GENESIS_HASH, VerificationDepth, WorkflowCheckpoint, WorkflowInstance, WorkflowTransition
+from .models import (GENESIS_HASH, ChainSeal, VerificationDepth, WorkflowCheckpoint, WorkflowInstance,
+                     WorkflowTransition)
 
 logger = logging.getLogger(__name__)
 
 TRANSITION_COLUMNS = ("workflow_id", "seq", "from_state", "to_state", "triggered_by", "reason", "payload",
                       "created_at", "prev_hash", "hash")
 STREAM_CHUNK = 500  # workflows per batch: bounds the decoded checkpoints held at once
+SEAL_VERSION = 1  # raise it when judge() checks more: every chain then earns its seal in full again
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class ChainReport:
     transitions: int
     checkpoints: int
     broken_seq: int | None = None
+    by_seal: bool = False  # accepted because its stored bytes match the seal of an earlier full check
 
     def as_tuple(self) -> tuple[bool, str]:
         return self.is_valid, self.message
@@ -102,14 +107,62 @@ def _timestamp(value: Any) -> datetime | str:
     return value
 
 
+class _Stored(NamedTuple):
+    """One workflow's rows as the database returned them, still encrypted (binary columns
+    as bytes): what a seal's MAC covers and what `decrypted` turns into judge()'s input."""
+
+    workflow: tuple
+    transitions: list[tuple]
+    checkpoints: list[tuple]
+
+    def decrypted(self, fernet) -> tuple[WorkflowRow, list[tuple], list[tuple]]:
+        pk, wid, wtype, state, status, data, version = self.workflow
+        workflow = WorkflowRow(pk, _uuid_text(wid), wtype, state, status,
+                               decrypt_stored(data, fernet, "workflows.WorkflowInstance.state_data"), version)
+        transitions = [(seq, from_state, to_state,
+                        decrypt_stored(triggered_by, fernet, "workflows.WorkflowTransition.triggered_by"),
+                        decrypt_stored(reason, fernet, "workflows.WorkflowTransition.reason"),
+                        decrypt_stored(payload, fernet, "workflows.WorkflowTransition.payload"),
+                        _timestamp(created_at), prev_hash, stored)
+                       for seq, from_state, to_state, triggered_by, reason, payload, created_at, prev_hash, stored
+                       in self.transitions]
+        checkpoints = [(seq, decrypt_stored(data, fernet, "workflows.WorkflowCheckpoint.checkpoint_data"), stored)
+                       for seq, data, stored in self.checkpoints]
+        return workflow, transitions, checkpoints
+
+    def digest(self, key: bytes) -> str:
+        """HMAC-SHA256 over the rows the nightly depth reads (checkpoints from the row's
+        version on), whichever depth read them."""
+        version = self.workflow[6]
+        newest = [row for row in self.checkpoints if row[0] >= version]
+        return hmac.new(key, repr((self.workflow, self.transitions, newest)).encode(), hashlib.sha256).hexdigest()
+
+
+def _plain(row: tuple) -> tuple:
+    """PostgreSQL returns binary columns as memoryview, whose repr is an address."""
+    return tuple(bytes(value) if isinstance(value, memoryview) else value for value in row)
+
+
+def seal_key() -> bytes | None:
+    """The seals' MAC key, derived from AEGIS_ANCHOR_KEY, the FERNET_KEYS in use and
+    SEAL_VERSION: changing any of them retires every seal. None without an anchor key
+    (then nothing is sealed and every chain is verified in full each time)."""
+    anchor = settings.AEGIS_ANCHOR_KEY
+    if not anchor:
+        return None
+    material = "\n".join((f"aegis-chain-seal-v{SEAL_VERSION}", *settings.FERNET_KEYS))
+    return hmac.new(anchor.encode("utf-8"), material.encode("utf-8"), hashlib.sha256).digest()
+
+
 class _RangeReader:
-    """Reads the workflows with lo < id <= hi, their transitions and the checkpoints that
-    `depth` checks, decrypting as it goes (a value no key decrypts becomes Undecryptable)."""
+    """Reads the workflows with lo < id <= hi, their transitions, the checkpoints that
+    `depth` checks and their seals, as stored (decryption is left to the caller)."""
 
     def __init__(self, depth: str):
         quote = connection.ops.quote_name
         self.depth = depth
-        w, t, c = (quote(m._meta.db_table) for m in (WorkflowInstance, WorkflowTransition, WorkflowCheckpoint))
+        w, t, c, s = (quote(m._meta.db_table)
+                      for m in (WorkflowInstance, WorkflowTransition, WorkflowCheckpoint, ChainSeal))
         self.workflows_sql = (f"SELECT id, workflow_id, workflow_type, current_state, status, state_data, version "
                               f"FROM {w} WHERE id > %s AND id <= %s ORDER BY id")
         self.transitions_sql = (f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM {t} "
@@ -121,30 +174,23 @@ class _RangeReader:
                                 f"JOIN {w} ON {w}.id = {c}.workflow_id "
                                 f"WHERE {c}.workflow_id > %s AND {c}.workflow_id <= %s{newest} "
                                 f"ORDER BY {c}.workflow_id, {c}.seq")
+        self.seals_sql = f"SELECT workflow_pk, digest FROM {s} WHERE workflow_pk > %s AND workflow_pk <= %s"
 
-    def read(self, lo: int, hi: int) -> tuple[list[WorkflowRow], dict[int, list[tuple]], dict[int, list[tuple]]]:
-        fernet = current_ciphers()[0]
-        with undecryptable_as_marker(), connection.cursor() as cursor:
+    def read(self, lo: int, hi: int) -> tuple[list[_Stored], dict[int, str]]:
+        """(each workflow's stored rows in id order, the seals' digests by workflow id)."""
+        with connection.cursor() as cursor:
             cursor.execute(self.workflows_sql, [lo, hi])
-            workflows = [WorkflowRow(pk, _uuid_text(wid), wtype, state, status,
-                                     decrypt_stored(data, fernet, "workflows.WorkflowInstance.state_data"), version)
-                         for pk, wid, wtype, state, status, data, version in cursor.fetchall()]
-            transitions: dict[int, list[tuple]] = {row.pk: [] for row in workflows}
-            checkpoints: dict[int, list[tuple]] = {row.pk: [] for row in workflows}
+            stored = {row[0]: _Stored(_plain(row), [], []) for row in cursor.fetchall()}
             cursor.execute(self.transitions_sql, [lo, hi])
-            for (pk, seq, from_state, to_state, triggered_by, reason, payload, created_at, prev_hash,
-                 stored) in cursor.fetchall():
-                transitions.setdefault(pk, []).append((
-                    seq, from_state, to_state,
-                    decrypt_stored(triggered_by, fernet, "workflows.WorkflowTransition.triggered_by"),
-                    decrypt_stored(reason, fernet, "workflows.WorkflowTransition.reason"),
-                    decrypt_stored(payload, fernet, "workflows.WorkflowTransition.payload"),
-                    _timestamp(created_at), prev_hash, stored))
+            for row in cursor.fetchall():
+                if row[0] in stored:
+                    stored[row[0]].transitions.append(_plain(row[1:]))
             cursor.execute(self.checkpoints_sql, [lo, hi])
-            for pk, seq, data, stored in cursor.fetchall():
-                checkpoints.setdefault(pk, []).append(
-                    (seq, decrypt_stored(data, fernet, "workflows.WorkflowCheckpoint.checkpoint_data"), stored))
-        return workflows, transitions, checkpoints
+            for row in cursor.fetchall():
+                stored[row[0]].checkpoints.append(_plain(row[1:]))
+            cursor.execute(self.seals_sql, [lo, hi])
+            seals = dict(cursor.fetchall())
+        return list(stored.values()), seals
 
 
 class DurableWorkflowEngine:
@@ -152,11 +198,13 @@ class DurableWorkflowEngine:
 
     `depth` (VerificationDepth): FULL, the default, re-hashes every checkpoint; NEWEST only
     the newest (the nightly run's). `processes` > 1 lets `verify_all` split the workflows
-    over that many worker processes when it can (see `_pool_refusal`)."""
+    over that many worker processes when it can (see `_pool_refusal`). `seal` (the
+    verification runs') reads and writes ChainSeals: an unchanged chain is not re-derived."""
 
-    def __init__(self, *, depth: str = VerificationDepth.FULL, processes: int = 1):
+    def __init__(self, *, depth: str = VerificationDepth.FULL, processes: int = 1, seal: bool = False):
         self.depth = VerificationDepth(depth)
         self.processes = max(1, int(processes))
+        self.seal = seal
 
     def verify_audit_chain(self, workflow_id) -> tuple[bool, str]:
         """(is_valid, message); the message names the first broken seq and why."""
@@ -173,9 +221,35 @@ class DurableWorkflowEngine:
         return reports[0] if reports else ChainReport(str(workflow_id), False, f"no workflow {workflow_id}", 0, 0)
 
     def reports_between(self, lo: int, hi: int) -> list[ChainReport]:
-        """The reports of the workflows with lo < id <= hi, in id order."""
-        workflows, transitions, checkpoints = _RangeReader(self.depth).read(lo, hi)
-        return [self.judge(row, transitions[row.pk], checkpoints[row.pk]) for row in workflows]
+        """The reports of the workflows with lo < id <= hi, in id order. With `seal`, a
+        chain whose stored bytes match its seal is accepted at the newest depth without
+        being decrypted, and every chain found valid otherwise is sealed."""
+        stored, seals = _RangeReader(self.depth).read(lo, hi)
+        fernet = current_ciphers()[0]
+        key = seal_key() if self.seal else None
+        reports, new_seals = [], []
+        with undecryptable_as_marker():
+            for rows in stored:
+                digest = rows.digest(key) if key else None
+                known = seals.get(rows.workflow[0])
+                if digest and known and self.depth == VerificationDepth.NEWEST and hmac.compare_digest(digest, known):
+                    reports.append(self._sealed_report(rows))
+                    continue
+                report = self.judge(*rows.decrypted(fernet))
+                reports.append(report)
+                if digest and report.is_valid and digest != known:
+                    new_seals.append(ChainSeal(workflow_pk=rows.workflow[0], digest=digest))
+        if new_seals:
+            ChainSeal.objects.bulk_create(new_seals, update_conflicts=True, unique_fields=["workflow_pk"],
+                                          update_fields=["digest", "sealed_at"])
+        return reports
+
+    def _sealed_report(self, rows: _Stored) -> ChainReport:
+        """The report judge() gave these very bytes when it sealed them."""
+        count = len(rows.transitions)
+        return ChainReport(_uuid_text(rows.workflow[1]), True,
+                           f"chain valid: {count} transitions, newest checkpoint (older ones not re-hashed)",
+                           count, len(rows.checkpoints), by_seal=True)
 
     def verify_all(self) -> Iterator[ChainReport]:
         """Every workflow's report in workflow-id order, STREAM_CHUNK workflows at a time
@@ -218,12 +292,12 @@ class DurableWorkflowEngine:
                                  mp_context=multiprocessing.get_context("spawn"), initializer=verify_worker.start,
                                  initargs=(settings.SETTINGS_MODULE, database)) as pool:
             chunks = iter(bounds)
-            pending = deque(pool.submit(verify_worker.verify_range, str(self.depth), lo, hi)
+            pending = deque(pool.submit(verify_worker.verify_range, str(self.depth), self.seal, lo, hi)
                             for lo, hi in islice(chunks, 2 * self.processes))
             while pending:
                 reports = pending.popleft().result()
                 for lo, hi in islice(chunks, 1):
-                    pending.append(pool.submit(verify_worker.verify_range, str(self.depth), lo, hi))
+                    pending.append(pool.submit(verify_worker.verify_range, str(self.depth), self.seal, lo, hi))
                 yield from reports
 
     def judge(self, workflow: WorkflowRow, rows: Iterable[tuple], checkpoints: list[tuple]) -> ChainReport:

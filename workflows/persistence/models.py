@@ -93,6 +93,27 @@ class WorkflowCheckpoint(models.Model):
         return f"checkpoint #{self.seq}"
 
 
+class ChainSeal(models.Model):
+    """A workflow chain's stored bytes, MACed after a verification found them valid.
+
+    The nightly depth accepts a chain whose bytes still match their seal without decrypting
+    and re-hashing them: the verdict is a function of those bytes, and only a holder of the
+    key (derived from AEGIS_ANCHOR_KEY, outside the database) can write a seal that matches
+    other bytes. Any change (a new transition, an edit, re-encryption, other keys) fails the
+    match and the chain is verified in full. A cache: no foreign key, not in backups;
+    deleting seals costs time, never strictness (docs/decisions.md, "Chain seals")."""
+
+    workflow_pk = models.BigIntegerField(primary_key=True)
+    digest = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "chain seal"
+
+    def __str__(self) -> str:
+        return f"seal of workflow #{self.workflow_pk}"
+
+
 class BackupRun(models.Model):
     """One scheduled backup (at most one per day), visible to administrators."""
 

@@ -21,8 +21,8 @@ def start(settings_module: str, database: dict[str, Any]) -> None:
     django.setup()
 
 
-def verify_range(depth: str, lo: int, hi: int) -> list:
-    """The ChainReports of the workflows with lo < id <= hi."""
+def verify_range(depth: str, seal: bool, lo: int, hi: int) -> list:
+    """The ChainReports of the workflows with lo < id <= hi (sealing what it finds valid, with `seal`)."""
     from .durable import DurableWorkflowEngine
 
-    return DurableWorkflowEngine(depth=depth).reports_between(lo, hi)
+    return DurableWorkflowEngine(depth=depth, seal=seal).reports_between(lo, hi)

@@ -34,18 +34,20 @@ class Command(BaseCommand):
         if processes is not None and processes < 1:
             raise CommandError(f"--processes must be 1 or more, got {processes}")
         depth = VerificationDepth.FULL if full or not all else VerificationDepth.NEWEST
-        engine = DurableWorkflowEngine(depth=depth, processes=processes or settings.AEGIS_VERIFY_PROCESSES)
+        engine = DurableWorkflowEngine(depth=depth, processes=processes or settings.AEGIS_VERIFY_PROCESSES, seal=all)
         configurations_rejected = self._configurations() if all else 0  # what every decision is made under
         reports = engine.verify_all() if all else [engine.report(workflow_id)]
-        checked = broken = 0
+        checked = broken = by_seal = 0
         for report in reports:
             checked += 1
+            by_seal += report.by_seal
             if not report.is_valid:
                 broken += 1
                 self.stderr.write(f"BROKEN {report.workflow_id}: {report.message}")
             elif not all:
                 self.stdout.write(f"OK {report.workflow_id}: {report.message}")
-        self.stdout.write(f"{checked} workflow(s) checked, {broken} broken.")
+        unchanged = f" ({by_seal} unchanged since an earlier run verified and sealed them)" if by_seal else ""
+        self.stdout.write(f"{checked} workflow(s) checked, {broken} broken{unchanged}.")
         decisions_broken = self._decisions() if all else 0
         attestations_broken = self._attestations() if all else 0
         ledger_broken = self._ledger() if all else 0
