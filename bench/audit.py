@@ -622,8 +622,10 @@ def main() -> int:
             evaluate_result = cost.check("/evaluate ledger cost").json()
         profile_texts = [profile_text(name, path) for name, path in profiles]
     finally:
-        if options.keep:
-            print(f"(kept {tmp})")
+        if options.keep:  # its databases only open under the run's keys: keep those beside them
+            keys = {name: child_env(tmp / "source.sqlite3", tmp)[name] for name in ("SECRET_KEY", "AEGIS_ANCHOR_KEY")}
+            (tmp / "keys.env").write_text("".join(f"{name}={value}\n" for name, value in keys.items()))
+            print(f"(kept {tmp}; its keys in keys.env)")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
