@@ -176,8 +176,9 @@ class _RangeReader:
                                 f"ORDER BY {c}.workflow_id, {c}.seq")
         self.seals_sql = f"SELECT workflow_pk, digest FROM {s} WHERE workflow_pk > %s AND workflow_pk <= %s"
 
-    def read(self, lo: int, hi: int) -> tuple[list[_Stored], dict[int, str]]:
-        """(each workflow's stored rows in id order, the seals' digests by workflow id)."""
+    def read(self, lo: int, hi: int, *, seals: bool) -> tuple[list[_Stored], dict[int, str]]:
+        """(each workflow's stored rows in id order, the seals' digests by workflow id, read
+        only if `seals`)."""
         with connection.cursor() as cursor:
             cursor.execute(self.workflows_sql, [lo, hi])
             stored = {row[0]: _Stored(_plain(row), [], []) for row in cursor.fetchall()}
@@ -188,9 +189,11 @@ class _RangeReader:
             cursor.execute(self.checkpoints_sql, [lo, hi])
             for row in cursor.fetchall():
                 stored[row[0]].checkpoints.append(_plain(row[1:]))
-            cursor.execute(self.seals_sql, [lo, hi])
-            seals = dict(cursor.fetchall())
-        return list(stored.values()), seals
+            digests = {}
+            if seals:
+                cursor.execute(self.seals_sql, [lo, hi])
+                digests = dict(cursor.fetchall())
+        return list(stored.values()), digests
 
 
 class DurableWorkflowEngine:
@@ -224,9 +227,9 @@ class DurableWorkflowEngine:
         """The reports of the workflows with lo < id <= hi, in id order. With `seal`, a
         chain whose stored bytes match its seal is accepted at the newest depth without
         being decrypted, and every chain found valid otherwise is sealed."""
-        stored, seals = _RangeReader(self.depth).read(lo, hi)
         fernet = current_ciphers()[0]
         key = seal_key() if self.seal else None
+        stored, seals = _RangeReader(self.depth).read(lo, hi, seals=bool(key))
         reports, new_seals = [], []
         with undecryptable_as_marker():
             for rows in stored:
@@ -246,10 +249,14 @@ class DurableWorkflowEngine:
 
     def _sealed_report(self, rows: _Stored) -> ChainReport:
         """The report judge() gave these very bytes when it sealed them."""
-        count = len(rows.transitions)
-        return ChainReport(_uuid_text(rows.workflow[1]), True,
-                           f"chain valid: {count} transitions, newest checkpoint (older ones not re-hashed)",
-                           count, len(rows.checkpoints), by_seal=True)
+        return self._valid_report(_uuid_text(rows.workflow[1]), len(rows.transitions), len(rows.checkpoints),
+                                  by_seal=True)
+
+    def _valid_report(self, workflow_id: str, count: int, checkpoints: int, *, by_seal: bool = False) -> ChainReport:
+        checked = (f"{checkpoints} checkpoints" if self.depth == VerificationDepth.FULL
+                   else "newest checkpoint (older ones not re-hashed)")
+        return ChainReport(workflow_id, True, f"chain valid: {count} transitions, {checked}", count, checkpoints,
+                           by_seal=by_seal)
 
     def verify_all(self) -> Iterator[ChainReport]:
         """Every workflow's report in workflow-id order, STREAM_CHUNK workflows at a time
@@ -339,9 +346,7 @@ class DurableWorkflowEngine:
                 return ChainReport(workflow_id, False,
                                    f"seq {workflow.version}: checkpoint mismatch (the workflow row differs from "
                                    f"its checkpoint)", count, len(checkpoints), workflow.version)
-        checked = (f"{len(checkpoints)} checkpoints" if self.depth == VerificationDepth.FULL
-                   else "newest checkpoint (older ones not re-hashed)")
-        return ChainReport(workflow_id, True, f"chain valid: {count} transitions, {checked}", count, len(checkpoints))
+        return self._valid_report(workflow_id, count, len(checkpoints))
 
     def resume(self, workflow_id) -> dict[str, Any]:
         """The state to resume from after a crash: the newest checkpoint that verifies."""
