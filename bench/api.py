@@ -1,6 +1,7 @@
 """HTTP benchmark: `.venv/bin/python bench/api.py` (about 4 minutes).
 
-Serves AEGIS with gunicorn (2 gthread workers × 2 threads, 127.0.0.1, a free port) first on
+Serves AEGIS with gunicorn as shipped (`aegis_site/gunicorn.conf.py`: 2 sync workers,
+multiprocess metrics; 127.0.0.1, a free port) first on
 a throwaway SQLite file, then on a throwaway PostgreSQL 15 cluster (initdb in a temp dir,
 default durability: fsync and synchronous_commit on), and on each drives, at concurrency 4
 and then 16, `POST /evaluate` (a tenant on an unthrottled bench tier, the body the official
@@ -300,7 +301,10 @@ class Bench:
 
     def start_server(self) -> None:
         a = self.args
-        cmd = [str(Path(PYTHON).with_name("gunicorn")), "bench_wsgi:application",
+        # The shipped configuration (aegis_site/gunicorn.conf.py: multiprocess metrics), its
+        # app, address and worker settings replaced on the command line.
+        cmd = [str(Path(PYTHON).with_name("gunicorn")), "-c", str(self.src / "aegis_site" / "gunicorn.conf.py"),
+               "bench_wsgi:application",
                "--bind", f"{HOST}:{self.port}", "--workers", str(a.workers),
                "--worker-class", a.worker_class, "--chdir", str(self.src),
                "--error-logfile", str(self.tmp / "gunicorn.log"), "--log-level", "warning",
@@ -435,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per endpoint (default 3)")
     parser.add_argument("--warmup", type=float, default=3, help="warm-up seconds per endpoint (default 3)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="gthread",
-                        help="gthread (default) keeps connections alive and beat sync on both endpoints here")
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync",
+                        help="sync (default: what aegis_site/gunicorn.conf.py ships) or gthread with --threads")
     parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker (default 2)")
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--outcome", choices=sorted(OUTCOME_BODIES), default="proceed",
